@@ -1,0 +1,77 @@
+"""The `agentcore` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _not_yet(what: str, issue: int) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"agentcore {what}: not implemented yet (tracked in issue #{issue})", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from agentcore.devenv.dev import run_dev
+
+    return run_dev(args)
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from agentcore.devenv.dev import run_setup
+
+    return run_setup(args)
+
+
+def _cmd_datasets_generate(args: argparse.Namespace) -> int:
+    try:
+        from agentcore_trainer.datasets import write_dataset
+    except ImportError:
+        return _not_yet("datasets generate", 3)(args)
+    write_dataset(args.n, args.seed, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentcore", description="AgentCore Training: GRPO operator")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole system on this machine")
+    dev.add_argument("--state-dir", default="./.agentcore", help="where kubeconfig, token, logs live")
+    dev.add_argument("--postgres", action="store_true", help="also start a local PostgreSQL")
+    dev.add_argument("--s3", action="store_true", help="also start a local S3 server (MinIO)")
+    dev.add_argument("--node-name", default="agentcore-dev")
+    dev.add_argument("--once", action="store_true", help="start, report, then stop (for smoke tests)")
+    dev.set_defaults(func=_cmd_dev)
+
+    setup = sub.add_parser("setup", help="build/cache the control-plane and MinIO binaries")
+    setup.add_argument("--no-minio", action="store_true")
+    setup.set_defaults(func=_cmd_setup)
+
+    sub.add_parser("operator", help="run the operator").set_defaults(func=_not_yet("operator", 4))
+    sub.add_parser("api", help="run the API server").set_defaults(func=_not_yet("api", 5))
+    sub.add_parser("trainer", help="trainer entry point").set_defaults(func=_not_yet("trainer", 3))
+
+    datasets = sub.add_parser("datasets", help="built-in datasets")
+    dsub = datasets.add_subparsers(dest="datasets_command", required=True)
+    gen = dsub.add_parser("generate", help="write N TrainingQuery objects as a JSON array")
+    gen.add_argument("--n", type=int, required=True)
+    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--out", default=None, help="file (default: stdout)")
+    gen.set_defaults(func=_cmd_datasets_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

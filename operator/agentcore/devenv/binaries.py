@@ -1,0 +1,180 @@
+"""Locate or build the control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl)
+and the test S3 server (MinIO).
+
+Order of preference, as controller-runtime's envtest does it: ``KUBEBUILDER_ASSETS``; else a cached
+build under ``~/.cache/agentcore``; else a build from the Go modules with the machine's Go toolchain.
+No release download is attempted: the only network this project may count on is the package
+registries (the Go module proxy among them), so building from modules is the portable path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+# MinIO has no semver tags; a pseudo-version pins one commit (2026-02-12).
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+MINIO_MODULE = "github.com/minio/minio"
+
+K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+
+
+class BinaryError(RuntimeError):
+    """A binary could not be found or built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ControlPlaneBinaries:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kubectl: Path
+
+
+def cache_root() -> Path:
+    base = os.environ.get("AGENTCORE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "agentcore"
+    )
+    return Path(base)
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise BinaryError(
+            "Go toolchain not found: install Go (>= 1.24) or set KUBEBUILDER_ASSETS to a directory "
+            "holding etcd, kube-apiserver, kube-controller-manager and kubectl"
+        )
+    return go
+
+
+def _run_go(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", **(env_extra or {})}
+    proc = subprocess.run([_go(), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BinaryError(f"go {' '.join(args)} failed in {cwd}:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def _staging_replaces(version: str, workdir: Path) -> list[str]:
+    """Read k8s.io/kubernetes's own go.mod and turn each local staging replace into a version pin."""
+    info = json.loads(_run_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], workdir))
+    gomod = Path(info["GoMod"]).read_text()
+    minor = version.split(".")[1]
+    staging = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", gomod, flags=re.M)
+    if not staging:
+        raise BinaryError(f"no staging replaces found in k8s.io/kubernetes@{version} go.mod")
+    return [f"replace {mod} => {mod} v0.{minor}.{version.split('.')[2]}" for mod in staging]
+
+
+def _version_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return "-s -w " + " ".join(flags)
+
+
+def _build_module_binaries(
+    dest: Path, module_lines: list[str], targets: dict[str, str], ldflags: str = "-s -w"
+) -> None:
+    """Build `targets` (binary name -> package path) in a scratch module, one after another."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="agentcore-gobuild-") as tmp:
+        work = Path(tmp)
+        (work / "go.mod").write_text("module agentcore.local/build\n\ngo 1.24\n")
+        (work / "tools.go").write_text(
+            "//go:build tools\n\npackage tools\n\nimport (\n"
+            + "".join(f'\t_ "{pkg}"\n' for pkg in targets.values())
+            + ")\n"
+        )
+        with (work / "go.mod").open("a") as fh:
+            fh.write("\n".join(module_lines) + "\n")
+        _run_go(["mod", "tidy"], work)
+        for name, pkg in targets.items():
+            tmp_out = dest / f".{name}.partial"
+            _run_go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp_out), pkg], work)
+            tmp_out.replace(dest / name)  # atomic: a half-built binary is never cached
+
+
+def build_kubernetes(version: str = KUBERNETES_VERSION) -> Path:
+    dest = cache_root() / "k8s" / version
+    missing = {c: f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS if not (dest / c).exists()}
+    if missing:
+        with tempfile.TemporaryDirectory() as tmp:
+            replaces = _staging_replaces(version, Path(tmp))
+        lines = [f"require k8s.io/kubernetes {version}", *replaces]
+        _build_module_binaries(dest, lines, missing, _version_ldflags(version))
+    return dest
+
+
+def build_etcd(version: str = ETCD_VERSION) -> Path:
+    dest = cache_root() / "etcd" / version
+    if not (dest / "etcd").exists():
+        lines = [f"require go.etcd.io/etcd/server/v3 {version}"]
+        _build_module_binaries(dest, lines, {"etcd": "go.etcd.io/etcd/server/v3"})
+    return dest / "etcd"
+
+
+def build_minio(version: str = MINIO_VERSION) -> Path:
+    dest = cache_root() / "minio" / version
+    if not (dest / "minio").exists():
+        lines = [f"require {MINIO_MODULE} {version}"]
+        _build_module_binaries(dest, lines, {"minio": MINIO_MODULE})
+    return dest / "minio"
+
+
+def _from_assets(assets: Path) -> ControlPlaneBinaries:
+    found = {n: assets / n for n in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")}
+    if not found["kubectl"].exists() and shutil.which("kubectl"):
+        found["kubectl"] = Path(shutil.which("kubectl") or "")
+    absent = [n for n, p in found.items() if not p.exists()]
+    if absent:
+        raise BinaryError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(absent)}")
+    return ControlPlaneBinaries(
+        found["etcd"], found["kube-apiserver"], found["kube-controller-manager"], found["kubectl"]
+    )
+
+
+def control_plane_binaries(build: bool = True) -> ControlPlaneBinaries:
+    """Return the binaries, building (once, cached) when allowed and needed."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        return _from_assets(Path(assets))
+    k8s_dir = cache_root() / "k8s" / KUBERNETES_VERSION
+    etcd = cache_root() / "etcd" / ETCD_VERSION / "etcd"
+    if build:
+        k8s_dir = build_kubernetes()
+        etcd = build_etcd()
+    bins = ControlPlaneBinaries(
+        etcd, k8s_dir / "kube-apiserver", k8s_dir / "kube-controller-manager", k8s_dir / "kubectl"
+    )
+    absent = [str(p) for p in vars(bins).values() if not p.exists()]
+    if absent:
+        raise BinaryError(
+            f"missing control-plane binaries: {', '.join(absent)}; run `agentcore setup` to build them"
+        )
+    return bins
+
+
+def minio_binary(build: bool = True) -> Path:
+    explicit = os.environ.get("AGENTCORE_MINIO")
+    if explicit:
+        return Path(explicit)
+    path = build_minio() if build else cache_root() / "minio" / MINIO_VERSION / "minio"
+    if not path.exists():
+        raise BinaryError(f"MinIO not found at {path}; run `agentcore setup` to build it")
+    return path
