@@ -1,0 +1,83 @@
+"""Cost in USD (Decimal) from token counts and a price table, and the budget guard.
+
+The built-in environment's default price is calibrated to the Training API reference's example:
+500 iterations × batch 16 × 8 trajectories per query cost about $40, i.e. about $0.000625 per
+trajectory (its status shows $12.50 at iteration 150).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+WARN_THRESHOLDS = (75, 90)
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per 1,000 tokens."""
+
+    input_per_1k: Decimal
+    output_per_1k: Decimal
+
+
+# Per model. "builtin-cpu" is the built-in policy/environment; its tokens are estimated from text.
+DEFAULT_PRICES: dict[str, Price] = {
+    "builtin-cpu": Price(Decimal("0.0020"), Decimal("0.0080")),
+}
+
+
+def money(value: Decimal) -> str:
+    """Two-decimal string, as the API shows money."""
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+@dataclass
+class CostMeter:
+    price: Price
+    total: Decimal = Decimal("0")
+
+    def cost_of(self, input_tokens: int, output_tokens: int) -> Decimal:
+        return (Decimal(input_tokens) * self.price.input_per_1k + Decimal(output_tokens) * self.price.output_per_1k) / 1000
+
+    def add(self, input_tokens: int, output_tokens: int) -> Decimal:
+        cost = self.cost_of(input_tokens, output_tokens)
+        self.total += cost
+        return cost
+
+
+@dataclass
+class BudgetGuard:
+    """Refuses an iteration whose projected cost would pass the budget; warns once per threshold."""
+
+    budget: Decimal
+    prior_estimate: Decimal  # cost of one iteration before any was measured
+    warned: set[int] = field(default_factory=set)
+    _iteration_costs: list[Decimal] = field(default_factory=list)
+
+    def record(self, iteration_cost: Decimal) -> None:
+        self._iteration_costs.append(iteration_cost)
+
+    def projected_next(self) -> Decimal:
+        if not self._iteration_costs:
+            return self.prior_estimate
+        recent = self._iteration_costs[-5:]
+        # The larger of the recent mean and the last one: cost per iteration drifts as policies change.
+        return max(sum(recent, Decimal(0)) / len(recent), recent[-1])
+
+    def allows_next(self, spent: Decimal) -> bool:
+        return spent + self.projected_next() <= self.budget
+
+    def new_warnings(self, spent: Decimal) -> list[int]:
+        if self.budget <= 0:
+            return []
+        used = spent / self.budget * 100
+        fresh = [t for t in WARN_THRESHOLDS if used >= t and t not in self.warned]
+        self.warned.update(fresh)
+        return fresh
+
+    def remaining_percent(self, spent: Decimal) -> float:
+        if self.budget <= 0:
+            return 0.0
+        return float(max(Decimal(0), (self.budget - spent) / self.budget * 100).quantize(Decimal("0.1")))
