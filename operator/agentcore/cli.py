@@ -23,6 +23,18 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def _cmd_operator(args: argparse.Namespace) -> int:
+    from agentcore.controllers.main import run_operator
+
+    return run_operator(args)
+
+
+def _cmd_trainer(args: argparse.Namespace) -> int:
+    from agentcore_trainer.main import run_trainer
+
+    return run_trainer(args)
+
+
 def _cmd_setup(args: argparse.Namespace) -> int:
     from agentcore.devenv.dev import run_setup
 
@@ -54,9 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--no-minio", action="store_true")
     setup.set_defaults(func=_cmd_setup)
 
-    sub.add_parser("operator", help="run the operator").set_defaults(func=_not_yet("operator", 4))
+    operator = sub.add_parser("operator", help="run the operator")
+    from agentcore.controllers.main import add_arguments
+
+    add_arguments(operator)
+    operator.set_defaults(func=_cmd_operator)
     sub.add_parser("api", help="run the API server").set_defaults(func=_not_yet("api", 5))
-    sub.add_parser("trainer", help="trainer entry point").set_defaults(func=_not_yet("trainer", 3))
+    trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
+    from agentcore_trainer.main import add_arguments as add_trainer_arguments
+
+    add_trainer_arguments(trainer)
+    trainer.set_defaults(func=_cmd_trainer)
 
     datasets = sub.add_parser("datasets", help="built-in datasets")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)

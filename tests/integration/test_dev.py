@@ -36,7 +36,9 @@ def test_dev_up_node_ready_and_clean_stop(tmp_path: Path):
     agentcore = Path(sys.executable).parent / "agentcore"
     proc = subprocess.Popen(
         [str(agentcore), "dev", "--state-dir", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     try:
@@ -53,9 +55,14 @@ def test_dev_up_node_ready_and_clean_stop(tmp_path: Path):
         kubeconfig = state / "kubeconfig"
         assert f"kubeconfig: {kubeconfig}" in "".join(lines)
         kubectl = str(control_plane_binaries(build=False).kubectl)
-        nodes = json.loads(subprocess.run(
-            [kubectl, "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "json"],
-            capture_output=True, text=True, check=True).stdout)
+        nodes = json.loads(
+            subprocess.run(
+                [kubectl, "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         node = nodes["items"][0]
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
         started = _descendants(proc.pid)
@@ -64,7 +71,10 @@ def test_dev_up_node_ready_and_clean_stop(tmp_path: Path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     time.sleep(0.5)
-    alive = [p for p in started if os.path.exists(f"/proc/{p}") and
-             "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    alive = [
+        p
+        for p in started
+        if os.path.exists(f"/proc/{p}") and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
+    ]
     assert alive == [], f"processes outlived agentcore dev: {alive}"
     assert proc.returncode == 0

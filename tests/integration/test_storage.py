@@ -22,13 +22,27 @@ def rows_for(job_id: str, iterations: int, per_iteration: int) -> list[dict]:
     for it in range(iterations):
         created = base + dt.timedelta(seconds=it)  # one timestamp per batch: ties broken by id
         for s in range(per_iteration):
-            rows.append({
-                "id": trajectory_id(job_id, it, s // 4, s % 4), "job_id": job_id, "job_name": "j",
-                "namespace": "ns", "agent_id": "agent", "iteration": it, "group_index": s // 4,
-                "sample_index": s % 4, "query": f"q{s}", "steps": [{"action": {"tool": "t", "params": "p"}}],
-                "reward": s / per_iteration, "normalized_reward": 0.0, "advantage": 0.0,
-                "success": s % 2 == 0, "execution_time_ms": 10 * s, "error": None, "created_at": created,
-            })
+            rows.append(
+                {
+                    "id": trajectory_id(job_id, it, s // 4, s % 4),
+                    "job_id": job_id,
+                    "job_name": "j",
+                    "namespace": "ns",
+                    "agent_id": "agent",
+                    "iteration": it,
+                    "group_index": s // 4,
+                    "sample_index": s % 4,
+                    "query": f"q{s}",
+                    "steps": [{"action": {"tool": "t", "params": "p"}}],
+                    "reward": s / per_iteration,
+                    "normalized_reward": 0.0,
+                    "advantage": 0.0,
+                    "success": s % 2 == 0,
+                    "execution_time_ms": 10 * s,
+                    "error": None,
+                    "created_at": created,
+                }
+            )
     return rows
 
 
@@ -62,7 +76,9 @@ async def test_idempotent_inserts_and_keyset_pages(repo):
         cursor = page.next_cursor
     assert len(seen) == 40 and set(seen) == {r["id"] for r in rows}
 
-    by_offset = [r.id for off in range(0, 40, 9) for r in (await repo.page(TrajectoryFilter(job), 9, off)).rows]
+    by_offset = [
+        r.id for off in range(0, 40, 9) for r in (await repo.page(TrajectoryFilter(job), 9, off)).rows
+    ]
     assert by_offset == seen  # offset and cursor agree on one stable order
 
     streamed = [r.id async for r in repo.stream(TrajectoryFilter(job), batch=6)]
@@ -85,8 +101,11 @@ async def test_migrations_are_repeatable(postgres):
     await upgrade(engine)
     await upgrade(engine)  # already at head: no-op
     async with engine.connect() as conn:
-        names = (await conn.execute(text(
-            "select indexname from pg_indexes where tablename = 'trajectories'"))).scalars().all()
+        names = (
+            (await conn.execute(text("select indexname from pg_indexes where tablename = 'trajectories'")))
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     assert "ix_trajectories_job_created_id" in names
 

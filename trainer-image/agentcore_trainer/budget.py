@@ -1,7 +1,7 @@
 """Cost in USD (Decimal) from token counts and a price table, and the budget guard.
 
 The built-in environment's default price is calibrated to the Training API reference's example:
-500 iterations × batch 16 × 8 trajectories per query cost about $40, i.e. about $0.000625 per
+500 iterations x batch 16 x 8 trajectories per query cost about $40, i.e. about $0.000625 per
 trajectory (its status shows $12.50 at iteration 150).
 """
 
@@ -24,8 +24,18 @@ class Price:
 
 # Per model. "builtin-cpu" is the built-in policy/environment; its tokens are estimated from text.
 DEFAULT_PRICES: dict[str, Price] = {
-    "builtin-cpu": Price(Decimal("0.0020"), Decimal("0.0080")),
+    # ~300 input and ~57 output tokens per trajectory under the initial policy -> ~$0.000625 each.
+    "builtin-cpu": Price(Decimal("0.0012"), Decimal("0.0048")),
 }
+
+
+# The spec's example: ~$40 for 500 iterations x 16 queries x 8 trajectories.
+PRIOR_COST_PER_TRAJECTORY = Decimal("0.000625")
+
+
+def estimate_iteration_cost(batch_size: int, trajectories_per_query: int) -> Decimal:
+    """Cost of one iteration before any was measured (the API's -40001 check uses it too)."""
+    return PRIOR_COST_PER_TRAJECTORY * batch_size * trajectories_per_query
 
 
 def money(value: Decimal) -> str:
@@ -39,7 +49,10 @@ class CostMeter:
     total: Decimal = Decimal("0")
 
     def cost_of(self, input_tokens: int, output_tokens: int) -> Decimal:
-        return (Decimal(input_tokens) * self.price.input_per_1k + Decimal(output_tokens) * self.price.output_per_1k) / 1000
+        return (
+            Decimal(input_tokens) * self.price.input_per_1k
+            + Decimal(output_tokens) * self.price.output_per_1k
+        ) / 1000
 
     def add(self, input_tokens: int, output_tokens: int) -> Decimal:
         cost = self.cost_of(input_tokens, output_tokens)

@@ -29,8 +29,12 @@ class CheckpointInfo:
 
     def to_status(self) -> dict[str, Any]:
         """The TrainingJob status entry (camelCase)."""
-        entry: dict[str, Any] = {"id": self.id, "iteration": self.iteration, "uri": self.uri,
-                                 "createdAt": self.created_at}
+        entry: dict[str, Any] = {
+            "id": self.id,
+            "iteration": self.iteration,
+            "uri": self.uri,
+            "createdAt": self.created_at,
+        }
         if self.validation_score is not None:
             entry["validationScore"] = self.validation_score
         return entry
@@ -42,18 +46,32 @@ class CheckpointManager:
         self.prefix = prefix.strip("/") + "/"
         self.retention = max(1, retention)
 
-    def save(self, state: bytes, iteration: int, cost_usd: str, validation_score: float | None = None,
-             extra: dict[str, Any] | None = None) -> CheckpointInfo:
+    def save(
+        self,
+        state: bytes,
+        iteration: int,
+        cost_usd: str,
+        validation_score: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> CheckpointInfo:
         ckpt_id = f"ckpt-{iteration:06d}-{uuid.uuid4().hex[:8]}"
         blob_key = f"{self.prefix}{ckpt_id}.npz"
         uri = self.store.put_bytes(blob_key, state)
         info = CheckpointInfo(
-            id=ckpt_id, iteration=iteration, blob_key=blob_key, sha256=hashlib.sha256(state).hexdigest(),
-            size=len(state), uri=uri, created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            cost_usd=cost_usd, validation_score=validation_score, extra=extra or {},
+            id=ckpt_id,
+            iteration=iteration,
+            blob_key=blob_key,
+            sha256=hashlib.sha256(state).hexdigest(),
+            size=len(state),
+            uri=uri,
+            created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            cost_usd=cost_usd,
+            validation_score=validation_score,
+            extra=extra or {},
         )
-        self.store.put_bytes(f"{self.prefix}{ckpt_id}.json", json.dumps(asdict(info)).encode(),
-                             "application/json")
+        self.store.put_bytes(
+            f"{self.prefix}{ckpt_id}.json", json.dumps(asdict(info)).encode(), "application/json"
+        )
         self._apply_retention()
         return info
 
@@ -94,7 +112,7 @@ class CheckpointManager:
     def _apply_retention(self) -> None:
         infos = self.manifests()
         best = self.best()
-        keep = {c.id for c in infos[-self.retention:]} | ({best.id} if best else set())
+        keep = {c.id for c in infos[-self.retention :]} | ({best.id} if best else set())
         for info in infos:
             if info.id not in keep:
                 # Manifest first: a checkpoint without its manifest no longer exists.

@@ -464,6 +464,28 @@ class Evaluation(CamelModel):
     evaluation_duration_ms: int | None = Field(default=None, ge=0, description="Duration of the evaluation.")
 
 
+class TrainerState(StrEnum):
+    """What the trainer process last reported about itself."""
+
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+
+class TrainerReport(CamelModel):
+    """The trainer's own account of its run (written only by the trainer)."""
+
+    state: TrainerState = Field(
+        description="Running; Completed (all iterations done); BudgetExceeded (stopped before the next "
+        "iteration would pass the budget); Stopped (on SIGTERM, after a checkpoint); Failed."
+    )
+    message: str | None = Field(default=None, max_length=4096, description="Details, e.g. the error.")
+    pod: str | None = Field(default=None, max_length=253, description="Pod that wrote this report.")
+    updated_at: Timestamp | None = Field(default=None, description="When the trainer last reported.")
+
+
 class TrainingJobStatus(CamelModel):
     """Observed state of a TrainingJob: the spec's training.get_status fields and conditions.
 
@@ -515,6 +537,17 @@ class TrainingJobStatus(CamelModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
     )
     cancellation: Cancellation | None = Field(default=None, description="Set once the job was cancelled.")
+    trainer: TrainerReport | None = Field(default=None, description="The trainer's last report about itself.")
+    notified_events: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Once-only notifications already delivered (webhooks and Events), e.g. "
+        "training.job.started or training.budget.warning:75; kept so an operator restart repeats none.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    notified_progress_iteration: int | None = Field(
+        default=None, ge=0, description="Iteration of the last training.job.progress notification."
+    )
     evaluation: Evaluation | None = Field(default=None, description="Latest evaluation result.")
     reason: str | None = Field(
         default=None,

@@ -184,3 +184,8 @@ class KubeClient:
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
+
+
+# The project's own kinds (group/version from the API types).
+TRAININGJOB_RESOURCE = Resource("training.agentcore.io", "v1alpha1", "trainingjobs")
+EXPORTJOB_RESOURCE = Resource("training.agentcore.io", "v1alpha1", "exportjobs")

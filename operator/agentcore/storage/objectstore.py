@@ -18,11 +18,17 @@ class ObjectNotFound(KeyError):
 
 
 class ObjectStore(Protocol):
-    uri: str
+    @property
+    def uri(self) -> str: ...
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str: ...
-    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream",
-                 content_disposition: str | None = None) -> str: ...
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str = "application/octet-stream",
+        content_disposition: str | None = None,
+    ) -> str: ...
     def get_bytes(self, key: str) -> bytes: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
@@ -54,8 +60,13 @@ class LocalObjectStore:
         os.replace(tmp, path)
         return self.url_for(key)
 
-    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream",
-                 content_disposition: str | None = None) -> str:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str = "application/octet-stream",
+        content_disposition: str | None = None,
+    ) -> str:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".tmp-{target.name}")
@@ -73,7 +84,11 @@ class LocalObjectStore:
         base = self.root.resolve()
         if not base.exists():
             return []
-        keys = (str(p.relative_to(base)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+        keys = (
+            str(p.relative_to(base))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
         return sorted(k for k in keys if k.startswith(prefix))
 
     def delete(self, key: str) -> None:
@@ -110,8 +125,13 @@ class S3ObjectStore:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
         return self.url_for(key)
 
-    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream",
-                 content_disposition: str | None = None) -> str:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str = "application/octet-stream",
+        content_disposition: str | None = None,
+    ) -> str:
         from boto3.s3.transfer import TransferConfig
 
         extra: dict[str, str] = {"ContentType": content_type}
@@ -148,13 +168,19 @@ class S3ObjectStore:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def presign(self, key: str, expires_in: int) -> str:
-        return str(self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in
-        ))
+        return str(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in
+            )
+        )
 
 
-def s3_client(endpoint_url: str | None = None, access_key: str | None = None, secret_key: str | None = None,
-              region: str | None = None) -> Any:
+def s3_client(
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    region: str | None = None,
+) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -164,8 +190,11 @@ def s3_client(endpoint_url: str | None = None, access_key: str | None = None, se
         aws_access_key_id=access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"),
         region_name=region or os.environ.get("AWS_REGION", "us-east-1"),
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                      retries={"max_attempts": 5, "mode": "standard"}),
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+        ),
     )
 
 

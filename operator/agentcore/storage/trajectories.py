@@ -120,7 +120,7 @@ class TrajectoryRepository:
             return list((await session.execute(stmt)).scalars())
 
     @staticmethod
-    def _ordered(flt: TrajectoryFilter) -> Select[tuple[Trajectory]]:
+    def _ordered(flt: TrajectoryFilter) -> Select[Trajectory]:
         return select(Trajectory).where(*flt.where()).order_by(Trajectory.created_at, Trajectory.id)
 
 

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (thin) over a level-triggered TrainingJob reconciler."""

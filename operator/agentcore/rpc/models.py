@@ -1,0 +1,233 @@
+"""Parameters and results of the training.* methods, as pydantic models.
+
+Parameters are validated with these models; results are documented by them (``rpc.discover``)
+and tests check responses against them. Field names are the spec's snake_case; the nested API types
+(GRPOConfig, TrainingQuery, Webhook) are the same models the TrainingJob resource is generated
+from, so the JSON-RPC API and the CRD accept the same values.
+
+Scalars are strict where the spec's "invalid parameter types" case applies: ``"10"`` is not a
+limit and ``"yes"`` is not a boolean (-32602), while a float field accepts integers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+from agentcore.api import MIN_TRAINING_QUERIES, BaselineComparison, GRPOConfig, TrainingQuery, Webhook
+from agentcore.api.training import LABEL_VALUE_PATTERN
+
+MAX_EXPORT_LIMIT = 10_000
+DEFAULT_EXPORT_LIMIT = 1000
+MAX_LIST_LIMIT = 100
+DEFAULT_LIST_LIMIT = 20
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+JobStatusValue = Literal["queued", "running", "completed", "failed", "cancelled"]
+JobId = Annotated[UUID, Field(description="Training job identifier: the TrainingJob's metadata.uid.")]
+Namespace = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="Kubernetes namespace (tenant); one of the token's namespaces.",
+    ),
+]
+AgentId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="Agent identifier (letters, digits, '-', '_', '.'; at most 63 characters).",
+    ),
+]
+Cursor = Annotated[
+    str, Field(min_length=1, max_length=512, description="Opaque cursor from a previous next_cursor.")
+]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartGrpoParams(Params):
+    """Start a new GRPO training job."""
+
+    agent_id: AgentId
+    config: GRPOConfig = Field(description="Training configuration.")
+    training_data: list[TrainingQuery] = Field(
+        min_length=MIN_TRAINING_QUERIES, description=f"Training queries (min {MIN_TRAINING_QUERIES})."
+    )
+    evaluation_data: list[TrainingQuery] | None = Field(
+        default=None, min_length=1, description="Held-out evaluation queries."
+    )
+    webhooks: list[Webhook] | None = Field(
+        default=None, max_length=10, description="Extension: webhooks notified of job events."
+    )
+    namespace: Namespace | None = Field(
+        default=None, description="Extension: namespace of the job; default the token's first namespace."
+    )
+
+
+class GetStatusParams(Params):
+    """Get current status and metrics for a training job."""
+
+    job_id: JobId
+
+
+class CancelParams(Params):
+    """Cancel a running or queued training job."""
+
+    job_id: JobId
+    reason: str | None = Field(default=None, max_length=1024, description="Cancellation reason.")
+
+
+class EvaluateParams(Params):
+    """Run evaluation on a trained agent with held-out queries."""
+
+    job_id: JobId
+    checkpoint_id: str | None = Field(
+        default=None, min_length=1, max_length=253, description="Specific checkpoint (default: best)."
+    )
+    evaluation_queries: list[TrainingQuery] | None = Field(
+        default=None,
+        min_length=1,
+        description="Custom queries (uses the job's evaluation data if not provided).",
+    )
+
+
+class ExportTrajectoriesParams(Params):
+    """Export trajectory data for analysis or debugging."""
+
+    job_id: JobId
+    success_only: StrictBool = Field(default=False, description="Only export successful trajectories.")
+    min_reward: StrictFloat | None = Field(default=None, description="Minimum reward threshold.")
+    limit: StrictInt = Field(
+        default=DEFAULT_EXPORT_LIMIT,
+        ge=1,
+        description=f"Max trajectories (default {DEFAULT_EXPORT_LIMIT}, max {MAX_EXPORT_LIMIT}; "
+        "more is error -40005).",
+        json_schema_extra={"maximum": MAX_EXPORT_LIMIT},
+    )
+    offset: StrictInt = Field(default=0, ge=0, description="Pagination offset (default 0).")
+    cursor: Cursor | None = Field(
+        default=None,
+        description="Extension: continue after the previous page (its next_cursor); fast at any depth. "
+        "Not combined with offset.",
+    )
+
+
+class ListJobsParams(Params):
+    """List training jobs in the caller's namespaces, newest first."""
+
+    agent_id: AgentId | None = None
+    status: JobStatusValue | None = Field(default=None, description="Only jobs in this status.")
+    limit: StrictInt = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Page size.")
+    offset: StrictInt = Field(default=0, ge=0, description="Pagination offset.")
+    cursor: Cursor | None = None
+    namespace: Namespace | None = Field(default=None, description="Only this namespace.")
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartGrpoResult(Result):
+    job_id: UUID
+    status: Literal["queued"]
+    agent_id: str
+    total_iterations: int
+    created_at: str | None = Field(description="RFC 3339 creation time of the TrainingJob.")
+    namespace: str = Field(description="Extension: namespace of the TrainingJob.")
+    name: str = Field(description="Extension: name of the TrainingJob (kubectl get tj NAME).")
+
+
+class JobStatusResult(Result):
+    job_id: UUID
+    agent_id: str
+    status: JobStatusValue
+    current_iteration: int
+    total_iterations: int
+    progress_percent: float
+    metrics: dict[str, float | int] = Field(
+        description="Latest metrics present: train_loss, validation_accuracy, avg_reward, "
+        "trajectories_generated, reward_std, success_rate, kl, clip_ratio, frac_reward_zero_std."
+    )
+    cost_usd: str
+    budget_usd: str
+    budget_remaining_percent: float
+    started_at: str | None
+    estimated_completion: str | None
+    best_checkpoint_id: str | None
+    created_at: str | None = None
+    completed_at: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    namespace: str
+    name: str
+
+
+class CancelResult(Result):
+    job_id: UUID
+    status: Literal["cancelled", "cancelling"] = Field(
+        description="cancelled, or cancelling when the job had not stopped within the server's wait."
+    )
+    cancelled_at: str | None
+    iterations_completed: int
+    checkpoint_saved: bool | None
+    checkpoint_id: str | None
+    reason: str | None = None
+
+
+class EvaluationMetrics(Result):
+    success_rate: float | None = None
+    avg_reward: float | None = None
+    avg_steps: float | None = None
+    tool_accuracy: float | None = None
+
+
+class EvaluateResult(Result):
+    job_id: UUID
+    checkpoint_id: str | None
+    metrics: EvaluationMetrics
+    baseline_comparison: BaselineComparison | None = None
+    queries_evaluated: int
+    evaluation_duration_ms: int
+
+
+class TrajectoryResult(Result):
+    trajectory_id: str
+    job_id: str
+    agent_id: str
+    iteration: int
+    query: str
+    steps: list[dict[str, Any]]
+    reward: float
+    normalized_reward: float
+    advantage: float
+    success: bool
+    execution_time_ms: int
+    created_at: str
+
+
+class ExportTrajectoriesResult(Result):
+    job_id: UUID
+    trajectories: list[TrajectoryResult]
+    total_count: int
+    returned_count: int
+    has_more: bool
+    next_cursor: str | None = Field(description="Extension: pass as cursor to get the next page.")
+
+
+class ListJobsResult(Result):
+    jobs: list[JobStatusResult]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None
