@@ -6,6 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from agentcore.apiserver import cli as api_cli
+from agentcore.sdk import cli as jobs_cli
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -71,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(operator)
     operator.set_defaults(func=_cmd_operator)
-    sub.add_parser("api", help="run the API server").set_defaults(func=_not_yet("api", 5))
+    api = sub.add_parser("api", help="run the API server")
+    api_cli.add_arguments(api)
+    api.set_defaults(func=api_cli.run)
+    jobs_cli.add_parser(sub)
     trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
     from agentcore_trainer.main import add_arguments as add_trainer_arguments
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore_trainer import grpo
 from agentcore_trainer.budget import (
     DEFAULT_PRICES,
     BudgetGuard,
@@ -31,7 +32,6 @@ from agentcore_trainer.budget import (
 )
 from agentcore_trainer.checkpoints import CheckpointInfo, CheckpointManager
 from agentcore_trainer.evaluation import evaluate, evaluate_against_baseline
-from agentcore_trainer import grpo
 from agentcore_trainer.grpo import AlgoConfig
 from agentcore_trainer.loop import Trainer
 from agentcore_trainer.loop import TrainerState as PolicyState
@@ -71,8 +71,8 @@ def algo_config(config: GRPOConfig) -> AlgoConfig:
         epsilon_high=config.epsilon_high,
         beta=config.beta,
         num_inner_iterations=config.num_inner_iterations,
-        scale_rewards=str(config.scale_rewards),
-        loss_type=str(config.loss_type),
+        scale_rewards=cast(grpo.ScaleRewards, config.scale_rewards.value),
+        loss_type=cast(grpo.LossType, config.loss_type.value),
         max_grad_norm=config.max_grad_norm,
         gamma=config.gamma,
     )

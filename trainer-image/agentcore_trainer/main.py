@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="standalone: where the SQLite database and checkpoints go",
     )
     parser.add_argument("--name", default="standalone", help="standalone: run name (resumes by name)")
+    parser.add_argument("--database-url", help="standalone: database (default: SQLite in --state-dir)")
+    parser.add_argument(
+        "--object-store", help="standalone: s3://bucket/prefix or file:///dir for checkpoints"
+    )
 
 
 def run_trainer(args: argparse.Namespace) -> int:
@@ -116,8 +120,11 @@ async def _standalone(args: argparse.Namespace) -> int:
     )
     job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentcore-standalone/{args.name}"))
     ident = RunIdentity(job_id, args.name, "standalone", "standalone-agent")
-    db = database_url(None, state)
-    return await _execute(ident, inputs, db, open_store(f"file://{state / 'objects'}"), ConsoleStatusSink())
+    db = database_url(args.database_url, state)
+    store = open_store(args.object_store or f"file://{state / 'objects'}")
+    if isinstance(store, S3ObjectStore):
+        await asyncio.to_thread(store.ensure_bucket)
+    return await _execute(ident, inputs, db, store, ConsoleStatusSink())
 
 
 def _read_structured(path: Path) -> Any:

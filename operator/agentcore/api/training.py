@@ -559,8 +559,21 @@ class TrainingJobStatus(CamelModel):
     )
 
 
+# Cancelling a finished job is refused by the apiserver itself, so kubectl and GitOps users get
+# the same answer as the API's -40003. Re-applying the identical cancel stays allowed.
+CANCEL_AFTER_FINISH = CelRule(
+    rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+    "!(oldSelf.status.phase in ['Completed', 'Failed', 'Cancelled']) || !has(self.spec.cancel) || "
+    "(has(oldSelf.spec.cancel) && self.spec.cancel == oldSelf.spec.cancel)",
+    message="cannot cancel: the job already finished (phase Completed, Failed or Cancelled)",
+    field_path=".spec.cancel",
+)
+
+
 class TrainingJob(CamelModel):
     """A GRPO training run of a tool-using agent."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_AFTER_FINISH))
 
     api_version: Literal["training.agentcore.io/v1alpha1"] = Field(
         default="training.agentcore.io/v1alpha1", description="training.agentcore.io/v1alpha1"

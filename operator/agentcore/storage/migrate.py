@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,8 +21,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+# Trainer pods, the API server and the chart's hook Job may all migrate at once: on PostgreSQL
+# they queue on one advisory lock (released with the transaction) instead of racing DDL.
+_MIGRATION_LOCK = 72_727_001
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 
 
