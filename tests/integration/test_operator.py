@@ -442,3 +442,35 @@ def test_deleting_trainingjob_removes_children(control_plane, operator, namespac
 
     wait_for(children_gone, 90, interval=1, what="garbage collection of the trainer Job and its pods")
     wait_for(lambda: trainer_pids("short-lived") == [], 30, what="trainer process gone")
+
+
+def test_invalid_training_data_fails_with_reason_and_event(control_plane, operator, namespace):
+    data = json.dumps(generate(50, seed=3))
+    control_plane.kubectl(
+        "-n", namespace, "create", "configmap", "queries", f"--from-literal=queries.json={data}"
+    )
+    control_plane.kubectl("-n", namespace, "apply", "-f", "-", input=training_job("too-few", 10))
+    done = wait_for(
+        lambda: phase_is(control_plane, namespace, "too-few", "Failed"), 60, what="validation failure"
+    )
+    assert done["status"]["reason"] == "ValidationFailed"
+    assert "50 queries; at least 100" in done["status"]["message"]
+    assert get_json(control_plane, "-n", namespace, "get", "jobs")["items"] == []
+    wait_for(
+        lambda: "PhaseFailed" in control_plane.kubectl("-n", namespace, "get", "events").stdout,
+        30,
+        what="Warning event",
+    )
+
+    control_plane.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=training_job("no-data", 10).replace("name: queries", "name: missing"),
+    )
+    missing = wait_for(
+        lambda: phase_is(control_plane, namespace, "no-data", "Failed"), 60, what="missing data"
+    )
+    assert "ConfigMap 'missing' not found" in missing["status"]["message"]

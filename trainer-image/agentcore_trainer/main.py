@@ -25,6 +25,7 @@ from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
 from agentcore.storage.trajectories import TrajectoryRepository
 from agentcore_trainer.checkpoints import CheckpointManager
+from agentcore_trainer.evaluate_job import checkpoint_prefix
 from agentcore_trainer.job import EXIT_CODES, RunIdentity, RunInputs, TrainingRun
 from agentcore_trainer.reporting import ConsoleStatusSink, KubeStatusSink, StatusSink
 
@@ -73,7 +74,7 @@ async def _execute(
     engine = make_engine(db_url)
     try:
         await upgrade(engine)
-        prefix = f"checkpoints/{ident.namespace}/{ident.name}"
+        prefix = checkpoint_prefix(ident.namespace, ident.name)
         checkpoints = CheckpointManager(store, prefix, inputs.config.checkpoint_retention)
         run = TrainingRun(
             ident, inputs, TrajectoryRepository(session_factory(engine)), checkpoints, sink, _stop_event()

@@ -167,7 +167,11 @@ def _suspend_or_run(
         decision.suspend_job = False
     if any(c.type == "Suspended" and c.status == ConditionStatus.TRUE for c in conds.items):
         conds.set("Suspended", False, "Resumed", "job resumed from its latest checkpoint")
-    if st.job_active(job) > 0:
+    # A pending pod counts as active but trains nothing: Running means a ready pod or a live trainer.
+    trainer_running = ((tj.get("status") or {}).get("trainer") or {}).get(
+        "state"
+    ) == TrainerState.RUNNING.value
+    if st.job_active(job) > 0 and (st.job_ready(job) > 0 or trainer_running):
         if desired.get("phase") != TrainingPhase.RUNNING.value:
             desired["phase"] = TrainingPhase.RUNNING.value
         desired.setdefault("startedAt", _stamp(now))

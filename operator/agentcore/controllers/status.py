@@ -47,6 +47,10 @@ def job_active(job: Obj | None) -> int:
     return int((job or {}).get("status", {}).get("active") or 0)
 
 
+def job_ready(job: Obj | None) -> int:
+    return int((job or {}).get("status", {}).get("ready") or 0)
+
+
 def job_suspended(job: Obj | None) -> bool:
     return bool((job or {}).get("spec", {}).get("suspend"))
 

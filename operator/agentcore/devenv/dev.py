@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -94,11 +96,71 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
     wait_until(lambda: node_ready(cp, args.node_name), 60, f"node {args.node_name} Ready", agent)
     print(f"kubeconfig: {kubeconfig}")
     print(f"node: {args.node_name} Ready (logs: {state / 'node'})")
+    env = embedded_env(state, kubeconfig)
     if args.postgres:
         pg = stack.enter_context(PostgresServer(state_dir=state / "postgres"))
-        (state / "database-url").write_text(pg.dsn)
+        env["AGENTCORE_DATABASE_URL"] = pg.dsn
         print(f"postgres: {pg.dsn}")
     if args.s3:
         s3 = stack.enter_context(MinioServer(state_dir=state / "s3"))
-        print(f"s3: {s3.credentials.endpoint_url} (credentials in {s3.dir / 'credentials'})")
+        creds = s3.credentials
+        if not _bucket_exists(s3):
+            s3.client().create_bucket(Bucket="agentcore")
+        env.update(
+            {
+                "AGENTCORE_OBJECT_STORE": "s3://agentcore/dev",
+                "AGENTCORE_S3_ENDPOINT": creds.endpoint_url,
+                "AWS_ACCESS_KEY_ID": creds.access_key,
+                "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+            }
+        )
+        print(f"s3: {creds.endpoint_url} bucket agentcore (credentials in {s3.dir / 'credentials'})")
+    _start_operator(state, env, cp, stack)
+    if args.examples:
+        cp.kubectl("apply", "-f", str(_examples_dir() / "trainingjob.yaml"))
+        print("applied examples/trainingjob.yaml (kubectl get tj)")
     print(f"try: kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+
+
+def _bucket_exists(s3: MinioServer) -> bool:
+    return any(b["Name"] == "agentcore" for b in s3.client().list_buckets().get("Buckets", []))
+
+
+def _examples_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "examples"
+
+
+def _crds_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "crds"
+
+
+def embedded_env(state: Path, kubeconfig: Path) -> dict[str, str]:
+    """The embedded defaults: SQLite and a local object store under the state directory."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "AGENTCORE_DATABASE_URL": os.environ.get("AGENTCORE_DATABASE_URL")
+        or f"sqlite+aiosqlite:///{state / 'agentcore.db'}",
+        "AGENTCORE_OBJECT_STORE": os.environ.get("AGENTCORE_OBJECT_STORE") or f"file://{state / 'objects'}",
+    }
+
+
+def _start_operator(state: Path, env: dict[str, str], cp: ControlPlane, stack: contextlib.ExitStack) -> None:
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(_crds_dir()))
+    cp.kubectl("wait", "--for=condition=Established", "-f", str(_crds_dir()))
+    asyncio.run(_migrate(env["AGENTCORE_DATABASE_URL"]))
+    argv = [str(Path(sys.executable).parent / "agentcore"), "operator", "--log-format", "plain"]
+    operator = ManagedProcess("operator", argv, state / "operator.log", env=env)
+    stack.callback(operator.stop, 15)
+    print(f"operator: running (log: {state / 'operator.log'}; database {env['AGENTCORE_DATABASE_URL']})")
+
+
+async def _migrate(url: str) -> None:
+    from agentcore.storage.db import make_engine
+    from agentcore.storage.migrate import upgrade
+
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
