@@ -69,7 +69,7 @@ def _pick(manager: CheckpointManager, checkpoint_id: str | None) -> CheckpointIn
         if found is None:
             raise CheckpointNotFound(f"checkpoint {checkpoint_id!r} not found")
         return found
-    best = manager.best() or (manager.manifests() or [None])[-1]
-    if best is None:
+    manifests = manager.manifests()
+    if not manifests:
         raise CheckpointNotFound("the job has no checkpoint yet")
-    return best
+    return manager.best() or manifests[-1]
