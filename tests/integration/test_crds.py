@@ -78,7 +78,7 @@ def test_defaults_are_applied_by_the_apiserver(crds_installed: ControlPlane, exa
         ).stdout
     )
     config = job["spec"]["config"]
-    assert config["nIterations"] == 20  # given
+    assert config["nIterations"] == 40  # given
     assert (
         config["gamma"] == 0.99 and config["lossType"] == "dapo" and config["epsilonLow"] == 0.2
     )  # defaulted
