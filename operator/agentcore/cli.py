@@ -49,7 +49,7 @@ def _cmd_datasets_generate(args: argparse.Namespace) -> int:
         from agentcore_trainer.datasets import write_dataset
     except ImportError:
         return _not_yet("datasets generate", 3)(args)
-    write_dataset(args.n, args.seed, args.out)
+    write_dataset(args.n, args.seed, args.out, args.held_out, args.held_out_fraction)
     return 0
 
 
@@ -80,10 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=api_cli.run)
     jobs_cli.add_parser(sub)
     trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
-    from agentcore_trainer.main import add_arguments as add_trainer_arguments
+    from agentcore_trainer.arguments import add_arguments as add_trainer_arguments
 
     add_trainer_arguments(trainer)
     trainer.set_defaults(func=_cmd_trainer)
+    exporter = sub.add_parser("exporter", help="export entry point (export pods)")
+    from agentcore.exports import cli as exporter_cli
+
+    exporter_cli.add_arguments(exporter)
+    exporter.set_defaults(func=exporter_cli.run)
 
     datasets = sub.add_parser("datasets", help="built-in datasets")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
@@ -91,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, required=True)
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument("--out", default=None, help="file (default: stdout)")
+    gen.add_argument(
+        "--held-out",
+        default=None,
+        metavar="FILE",
+        help="also split off a held-out evaluation set into FILE (see --held-out-fraction)",
+    )
+    gen.add_argument("--held-out-fraction", type=float, default=0.2)
     gen.set_defaults(func=_cmd_datasets_generate)
     return parser
 

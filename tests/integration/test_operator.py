@@ -44,6 +44,7 @@ class OperatorProcess:
             "AGENTCORE_RESYNC_SECONDS": "3",
         }
         self.state = state
+        self.metrics_port, self.liveness_port = free_port(), free_port()
         self.proc: ManagedProcess | None = None
         self.starts = 0
 
@@ -307,7 +308,7 @@ def test_suspend_then_resume_continues_from_checkpoint(control_plane, operator, 
     assert done["status"]["phase"] == "Completed"
     assert condition(done, "Suspended")["status"] == "False"
     total, distinct = trajectory_counts(postgres.dsn, done["metadata"]["uid"])
-    assert total == distinct == 150 * 16 * 8
+    assert total == distinct == 150 * 8 * 4
 
 
 def test_tiny_budget_stops_with_budget_exceeded_and_warnings(control_plane, operator, namespace):
@@ -369,7 +370,7 @@ def test_trainer_killed_job_retries_and_resumes(control_plane, operator, namespa
     job = get_json(control_plane, "-n", namespace, "get", "job", "crashy-trainer")
     assert job["status"].get("failed", 0) == 1
     total, distinct = trajectory_counts(postgres.dsn, done["metadata"]["uid"])
-    assert total == distinct == 120 * 16 * 8
+    assert total == distinct == 120 * 8 * 4
 
 
 def test_operator_restart_mid_run_keeps_one_job_and_webhooks_once(control_plane, operator, namespace):
@@ -474,3 +475,17 @@ def test_invalid_training_data_fails_with_reason_and_event(control_plane, operat
         lambda: phase_is(control_plane, namespace, "no-data", "Failed"), 60, what="missing data"
     )
     assert "ConfigMap 'missing' not found" in missing["status"]["message"]
+
+
+def test_operator_liveness_metrics_and_json_logs(operator):
+    import urllib.request
+
+    def get(port: int, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.read().decode()
+
+    wait_for(lambda: get(operator.liveness_port, "/healthz") is not None, 30, what="liveness endpoint")
+    metrics = wait_for(lambda: get(operator.metrics_port, "/metrics"), 30, what="metrics endpoint")
+    assert "agentcore_reconcile_seconds" in metrics and "agentcore_trainingjobs" in metrics
+    log_line = next(line for line in operator.proc.log_path.read_text().splitlines() if line.startswith("{"))
+    assert {"message", "timestamp"} <= set(json.loads(log_line))

@@ -343,7 +343,7 @@ def _example_docs(name: str) -> list[dict[str, Any]]:
 def test_example_trainingjob_validates() -> None:
     docs = {doc["kind"]: doc for doc in _example_docs("trainingjob.yaml")}
     job = TrainingJob.model_validate(docs["TrainingJob"])
-    assert job.spec.config.n_iterations == 20
+    assert job.spec.config.n_iterations == 40
     assert job.spec.config.max_budget_usd == Decimal("5.00")
     ref = job.spec.training_data.config_map_key_ref
     assert ref is not None and ref.name == docs["ConfigMap"]["metadata"]["name"]
@@ -351,7 +351,7 @@ def test_example_trainingjob_validates() -> None:
     parsed = [TrainingQuery.model_validate(q) for q in queries]
     assert len(parsed) >= 120
     assert len({q.query for q in parsed}) == len(parsed), "queries must not repeat"
-    allowed = {"answer", "tool_sequence", "test_passed", "execution_time_ms"}
+    allowed = {"answer", "tool_sequence", "test_passed", "execution_time_ms", "tests"}
     assert all(set(q.expected_outcome) <= allowed for q in parsed)
     evaluation = job.spec.evaluation_data
     assert evaluation is not None and evaluation.inline

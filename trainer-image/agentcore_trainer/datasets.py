@@ -164,12 +164,19 @@ def train_test_split(
     return train, test
 
 
-def write_dataset(n: int, seed: int, out: str | None) -> None:
-    """`agentcore datasets generate`: a JSON array to `out`, or stdout."""
+def write_dataset(
+    n: int, seed: int, out: str | None, held_out: str | None = None, held_out_fraction: float = 0.2
+) -> None:
+    """`agentcore datasets generate`: a JSON array to `out` (or stdout), optionally split in two."""
     import json
     import sys
 
-    text = json.dumps(generate(n, seed), indent=1) + "\n"
+    queries = generate(n, seed)
+    if held_out:
+        queries, evaluation = train_test_split(queries, test_fraction=held_out_fraction, seed=seed)
+        with open(held_out, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(evaluation, indent=1) + "\n")
+    text = json.dumps(queries, indent=1) + "\n"
     if out:
         with open(out, "w", encoding="utf-8") as fh:
             fh.write(text)

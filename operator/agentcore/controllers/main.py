@@ -6,11 +6,6 @@ import argparse
 import logging
 import os
 
-import kopf
-from prometheus_client import start_http_server
-
-from agentcore.controllers.config import OperatorConfig
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="default: $KUBECONFIG, else in-cluster config")
@@ -24,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_operator(args: argparse.Namespace) -> int:
+    import kopf
+    from prometheus_client import start_http_server
+
+    from agentcore.controllers.config import OperatorConfig
+
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
     config = OperatorConfig.from_env()
@@ -36,6 +36,7 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="0.0.0.0")
+    import agentcore.controllers.exportjob_handlers
     import agentcore.controllers.handlers  # noqa: F401 - registers the handlers
 
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None

@@ -1,20 +1,28 @@
 """Locate or build the control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl)
 and the test S3 server (MinIO).
 
-Order of preference, as controller-runtime's envtest does it: ``KUBEBUILDER_ASSETS``; else a cached
-build under ``~/.cache/agentcore``; else a build from the Go modules with the machine's Go toolchain.
-No release download is attempted: the only network this project may count on is the package
-registries (the Go module proxy among them), so building from modules is the portable path.
+Order of preference, as controller-runtime's envtest does it: ``KUBEBUILDER_ASSETS``; else what is
+cached under ``~/.cache/agentcore``; else the official release binaries when their download location
+answers (checked against the published SHA-256 sums); else a build from the Go modules with the
+machine's Go toolchain (the path that works where only package registries are reachable).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import logging
+import platform
+import tarfile
+import urllib.error
+import urllib.request
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +33,10 @@ MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_MODULE = "github.com/minio/minio"
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+K8S_RELEASE_URL = "https://dl.k8s.io/release"
+ETCD_RELEASE_URL = "https://github.com/etcd-io/etcd/releases/download"
+
+log = logging.getLogger("agentcore.binaries")
 
 
 class BinaryError(RuntimeError):
@@ -110,6 +122,75 @@ def _build_module_binaries(
             tmp_out.replace(dest / name)  # atomic: a half-built binary is never cached
 
 
+def _arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def _fetch(url: str, timeout: float = 60) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https release hosts
+        return bytes(resp.read())
+
+
+def _reachable(url: str) -> bool:
+    try:
+        _fetch(url, timeout=5)
+        return True
+    except urllib.error.HTTPError:
+        return True  # the host answered; the file may still exist under another path
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return False
+
+
+def _install(dest: Path, name: str, data: bytes, sha256: str) -> None:
+    if hashlib.sha256(data).hexdigest() != sha256.strip().split()[0]:
+        raise BinaryError(f"checksum mismatch for downloaded {name}")
+    dest.mkdir(parents=True, exist_ok=True)
+    partial = dest / f".{name}.partial"
+    partial.write_bytes(data)
+    partial.chmod(0o755)
+    partial.replace(dest / name)
+
+
+def download_kubernetes(version: str = KUBERNETES_VERSION, base: str | None = None) -> Path:
+    base = base or os.environ.get("AGENTCORE_K8S_RELEASE_URL", K8S_RELEASE_URL)
+    dest = cache_root() / "k8s" / version
+    for cmd in K8S_COMMANDS:
+        if not (dest / cmd).exists():
+            url = f"{base}/{version}/bin/linux/{_arch()}/{cmd}"
+            _install(dest, cmd, _fetch(url), _fetch(f"{url}.sha256").decode())
+    return dest
+
+
+def download_etcd(version: str = ETCD_VERSION, base: str | None = None) -> Path:
+    base = base or os.environ.get("AGENTCORE_ETCD_RELEASE_URL", ETCD_RELEASE_URL)
+    dest = cache_root() / "etcd" / version
+    if not (dest / "etcd").exists():
+        archive = f"etcd-{version}-linux-{_arch()}.tar.gz"
+        data = _fetch(f"{base}/{version}/{archive}")
+        sums = _fetch(f"{base}/{version}/SHA256SUMS").decode().splitlines()
+        expected = next((line for line in sums if line.endswith(archive)), "")
+        if not expected or hashlib.sha256(data).hexdigest() != expected.split()[0]:
+            raise BinaryError(f"checksum mismatch or no published sum for {archive}")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.extractfile(f"etcd-{version}-linux-{_arch()}/etcd")
+            if member is None:
+                raise BinaryError(f"{archive} holds no etcd binary")
+            binary = member.read()
+        _install(dest, "etcd", binary, hashlib.sha256(binary).hexdigest())
+    return dest / "etcd"
+
+
+def _download_or_build(
+    download: Callable[[], Path], build: Callable[[], Path], probe: str, what: str
+) -> Path:
+    if _reachable(probe):
+        try:
+            return download()
+        except (BinaryError, urllib.error.URLError, OSError, tarfile.TarError) as exc:
+            log.warning("downloading %s failed (%s); building from Go modules instead", what, exc)
+    return build()
+
+
 def build_kubernetes(version: str = KUBERNETES_VERSION) -> Path:
     dest = cache_root() / "k8s" / version
     missing = {c: f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS if not (dest / c).exists()}
@@ -157,8 +238,12 @@ def control_plane_binaries(build: bool = True) -> ControlPlaneBinaries:
     k8s_dir = cache_root() / "k8s" / KUBERNETES_VERSION
     etcd = cache_root() / "etcd" / ETCD_VERSION / "etcd"
     if build:
-        k8s_dir = build_kubernetes()
-        etcd = build_etcd()
+        k8s_base = os.environ.get("AGENTCORE_K8S_RELEASE_URL", K8S_RELEASE_URL)
+        etcd_base = os.environ.get("AGENTCORE_ETCD_RELEASE_URL", ETCD_RELEASE_URL)
+        if not all((k8s_dir / c).exists() for c in K8S_COMMANDS):
+            k8s_dir = _download_or_build(download_kubernetes, build_kubernetes, k8s_base, "Kubernetes")
+        if not etcd.exists():
+            etcd = _download_or_build(download_etcd, build_etcd, etcd_base, "etcd")
     bins = ControlPlaneBinaries(
         etcd, k8s_dir / "kube-apiserver", k8s_dir / "kube-controller-manager", k8s_dir / "kubectl"
     )

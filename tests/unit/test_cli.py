@@ -1,0 +1,46 @@
+"""The `agentcore` console script's contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+AGENTCORE = str(Path(sys.executable).parent / "agentcore")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AGENTCORE, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_subcommands_exist():
+    out = run("--help").stdout
+    for command in ("dev", "operator", "api", "trainer", "datasets"):
+        assert command in out
+
+
+def test_datasets_generate_to_stdout_and_files(tmp_path):
+    first = json.loads(run("datasets", "generate", "--n", "5", "--seed", "1").stdout)
+    again = json.loads(run("datasets", "generate", "--n", "5", "--seed", "1").stdout)
+    other = json.loads(run("datasets", "generate", "--n", "5", "--seed", "2").stdout)
+    assert first == again and first != other and len(first) == 5
+    assert all(set(q) == {"query", "expected_outcome"} for q in first)
+    out, held = tmp_path / "train.json", tmp_path / "eval.json"
+    assert (
+        run(
+            "datasets", "generate", "--n", "10", "--seed", "3", "--out", str(out), "--held-out", str(held)
+        ).returncode
+        == 0
+    )
+    train, evaluation = json.loads(out.read_text()), json.loads(held.read_text())
+    assert len(train) == 8 and len(evaluation) == 2
+    assert not {q["query"] for q in train} & {q["query"] for q in evaluation}
+
+
+def test_trainer_rejects_a_bad_config_naming_the_field(tmp_path):
+    data, config = tmp_path / "d.json", tmp_path / "c.json"
+    data.write_text(json.dumps([{"query": "q", "expected_outcome": {}}]))
+    config.write_text(json.dumps({"n_iterations": 0}))
+    proc = run("trainer", "--dataset", str(data), "--config", str(config), "--state-dir", str(tmp_path / "s"))
+    assert proc.returncode == 2 and "n_iterations" in proc.stderr
