@@ -32,6 +32,9 @@ MAX_CONDITIONS = 32
 MAX_LIST_FILTER = 1000
 REDACTION_RULE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DEFAULT_REDACTION_RULE = "pii-standard"
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+MIN_RETENTION_SECONDS = 10
+MAX_RETENTION_SECONDS = 30 * 24 * 3600
 
 
 class ExportType(StrEnum):
@@ -269,6 +272,13 @@ class ExportJobSpec(CamelModel):
     )
     config: ExportConfig = Field(description="Export configuration.")
     cancel: CancelRequest | None = Field(default=None, description="Cancel a pending or running export.")
+    retention_seconds: int | None = Field(
+        default=None,
+        ge=MIN_RETENTION_SECONDS,
+        le=MAX_RETENTION_SECONDS,
+        description="How long the file is kept after completion (default 7 days); then the operator "
+        "deletes the file and this ExportJob.",
+    )
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ unmatched paths as ``other``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -48,14 +49,23 @@ class ApiMetrics:
         self.cache_ready = Gauge(
             "agentcore_api_cache_ready", "1 when the TrainingJob cache is synced.", registry=self.registry
         )
+        # Labelled children by label values: labels() costs a lock and validation on every call.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
-        self.rpc_requests.labels(method, code).inc()
-        self.rpc_latency.labels(method).observe(seconds)
+        self._child(self.rpc_requests, method, code).inc()
+        self._child(self.rpc_latency, method).observe(seconds)
 
     def observe_http(self, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, str(status)).inc()
-        self.http_latency.labels(route).observe(seconds)
+        self._child(self.http_requests, route, str(status)).inc()
+        self._child(self.http_latency, route).observe(seconds)
 
     def track_cache(self, size: Callable[[], int], ready: Callable[[], bool]) -> None:
         # Read at scrape time: nothing to update on the hot path.

@@ -13,15 +13,15 @@ import hashlib
 import io
 import json
 import logging
-import platform
-import tarfile
-import urllib.error
-import urllib.request
 import os
+import platform
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +127,7 @@ def _arch() -> str:
 
 
 def _fetch(url: str, timeout: float = 60) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https release hosts
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return bytes(resp.read())
 
 

@@ -267,7 +267,7 @@ def openapi_v2_kind_schemas(document: Mapping[str, Any]) -> list[KindSchema]:
             definition = {**copy.deepcopy(_QUANTITY), "description": definition.get("description", "")}
         definitions[name] = _normalise(definition)
     out: list[KindSchema] = []
-    for name, definition in definitions.items():
+    for definition in definitions.values():
         for gvk in definition.get("x-kubernetes-group-version-kind", []):
             group, version, kind = gvk.get("group", ""), gvk["version"], gvk["kind"]
             if not (definition.get("properties") or {}).get("kind"):

@@ -121,7 +121,8 @@ class Dispatcher:
             decision = self.limiter.hit(principal.sub, self.limiter.bucket(method.name if method else None))
             decisions.append(decision)
             work.append(self._answer(entry, method, decision, ctx))
-        answers = await asyncio.gather(*work)
+        # One request (the common case) is awaited directly: gather would wrap it in a task.
+        answers = [await work[0]] if len(work) == 1 else await asyncio.gather(*work)
         replies = [a for a in answers if a is not None]
         labels = [self._label(e) for e in entries]
         limited = [d for d in decisions if not d.allowed]

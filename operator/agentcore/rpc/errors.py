@@ -151,8 +151,12 @@ def from_error_details(
     ``data.errors`` when there are several. ``strip`` drops leading location parts (the spec
     reports config errors relative to ``config``). Input values are never echoed: they can be
     large or sensitive."""
+    # Bounded: field names can come from the caller (unknown keys), and are echoed back.
     problems = [
-        {"field": field_path(err["loc"][strip:]) or field_path(err["loc"]), "error": rule(err, model)}
+        {
+            "field": (field_path(err["loc"][strip:]) or field_path(err["loc"]))[:200],
+            "error": rule(err, model)[:500],
+        }
         for err in details
     ]
     data: dict[str, Any] = dict(problems[0]) if problems else {}

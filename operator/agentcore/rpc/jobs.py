@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_snake
 
 from agentcore.api import GROUP, TRAININGJOBS, VERSION, TrainingPhase, format_money, parse_money
 from agentcore.kube.client import Resource
+from agentcore.rpc.protocol import encode_json
 
 TRAININGJOBS_RESOURCE = Resource(GROUP, VERSION, TRAININGJOBS)
 LABEL_AGENT_ID = "training.agentcore.io/agent-id"
@@ -173,11 +174,13 @@ class CachedJob:
     created_at: str
     obj: dict[str, Any]
     view: dict[str, Any]
+    view_json: bytes  # get_status answers with these bytes: encoded once per change, not per request
 
     @classmethod
     def from_resource(cls, obj: dict[str, Any]) -> CachedJob:
         kept = slim(obj)
         meta = kept["metadata"]
+        view = status_view(kept)
         return cls(
             uid=meta.get("uid", ""),
             namespace=meta.get("namespace", ""),
@@ -186,7 +189,8 @@ class CachedJob:
             phase=phase_of(kept),
             created_at=meta.get("creationTimestamp") or "",
             obj=kept,
-            view=status_view(kept),
+            view=view,
+            view_json=encode_json(view),
         )
 
     @property

@@ -48,13 +48,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def parse_json(body: bytes, max_depth: int) -> Any:
-    """The decoded body, or RpcError -32700 / -32600 (too deep)."""
+    """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep)."""
     try:
-        value = json.loads(body, parse_float=_finite_float, parse_constant=_reject_constant)
+        value = _DECODER.decode(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RpcError(PARSE_ERROR, "Parse error", {"error": _parse_reason(exc)}) from None
-    if nesting_exceeds(value, max_depth):
+    # Nesting needs at least as many brackets as levels: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > max_depth and nesting_exceeds(value, max_depth):
         raise RpcError(
             INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
         )
@@ -123,6 +128,25 @@ def failure(request_id: RequestId, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": JSONRPC, "error": error.to_json(), "id": request_id}
 
 
+class Encoded:
+    """A result whose JSON is already known: computed once per change, served many times."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+def encode_json(value: Any) -> bytes:
+    # ensure_ascii (the default) keeps lone surrogates from the input, legal in JSON strings, encodable.
+    return _ENCODER.encode(value).encode()
+
+
 def dumps(payload: Any) -> bytes:
-    # ensure_ascii keeps lone surrogates from the input (legal in JSON strings) encodable.
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    """A response (or a batch of them) as JSON, splicing in pre-encoded results."""
+    if isinstance(payload, list):
+        return b"[" + b",".join(map(dumps, payload)) + b"]"
+    result = payload.get("result") if isinstance(payload, dict) else None
+    if isinstance(result, Encoded):
+        return b'{"jsonrpc":"2.0","result":' + result.json + b',"id":' + encode_json(payload["id"]) + b"}"
+    return encode_json(payload)

@@ -58,6 +58,7 @@ from agentcore.rpc.jobs import (
     checkpoint_ids,
     job_name,
 )
+from agentcore.rpc.protocol import Encoded
 from agentcore.storage.objectstore import ObjectStore
 from agentcore.storage.trajectories import TrajectoryFilter, TrajectoryRepository, decode_cursor, to_api
 from agentcore_trainer.budget import estimate_iteration_cost, money
@@ -252,17 +253,21 @@ class TrainingService:
 
     # --- reads ------------------------------------------------------------------------------------
 
-    async def _job(self, principal: Principal, job_id: UUID) -> CachedJob:
+    async def _synced_cache(self) -> JobCache:
+        """The cache, once it holds the apiserver's state: an empty cache would answer "not found"."""
         if not await self.cache.wait_synced(self.options.cache_sync_timeout_seconds):
             raise RpcError(errors.INTERNAL_ERROR, "Service not ready: the job cache has not synced yet")
-        job = self.cache.get(str(job_id))
+        return self.cache
+
+    async def _job(self, principal: Principal, job_id: UUID) -> CachedJob:
+        job = (await self._synced_cache()).get(str(job_id))
         # Another tenant's job is reported exactly like a missing one.
         if job is None or not principal.may_use(job.namespace):
             raise not_found()
         return job
 
-    async def get_status(self, ctx: CallContext, p: models.GetStatusParams) -> dict[str, Any]:
-        return (await self._job(ctx.principal, p.job_id)).view
+    async def get_status(self, ctx: CallContext, p: models.GetStatusParams) -> Encoded:
+        return Encoded((await self._job(ctx.principal, p.job_id)).view_json)
 
     async def list_jobs(self, ctx: CallContext, p: models.ListJobsParams) -> dict[str, Any]:
         principal = ctx.principal
@@ -270,11 +275,10 @@ class TrainingService:
         if p.namespace is not None:
             self._namespace(principal, p.namespace)
             namespaces = (p.namespace,)
-        if not await self.cache.wait_synced(self.options.cache_sync_timeout_seconds):
-            raise RpcError(errors.INTERNAL_ERROR, "Service not ready: the job cache has not synced yet")
+        cache = await self._synced_cache()
         jobs = [
             job
-            for job in self.cache.in_namespaces(namespaces)
+            for job in cache.in_namespaces(namespaces)
             if (p.agent_id is None or job.agent_id == p.agent_id)
             and (p.status is None or job.api_status == p.status)
         ]
@@ -311,6 +315,13 @@ class TrainingService:
             except ApiError as exc:
                 if exc.status == 404:
                     raise not_found() from None
+                if exc.status == 422:
+                    # The CRD refuses cancelling a finished job; the cache had not seen it finish yet.
+                    raise RpcError(
+                        errors.CANNOT_CANCEL,
+                        "Cannot cancel: the job already finished",
+                        {"status": "finished"},
+                    ) from None
                 raise
         final = await self.cache.wait_for(
             job.uid, lambda j: j is None or j.terminal, self.options.cancel_wait_seconds

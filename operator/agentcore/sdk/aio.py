@@ -24,6 +24,7 @@ from agentcore.sdk.common import (
     endpoint,
     headers,
     request_body,
+    wants_progress,
 )
 
 
@@ -91,10 +92,10 @@ class AsyncTrainingClient(ApiMethods[Awaitable[Any]]):
         job_id: Any,
         poll: float = 5.0,
         timeout: float | None = None,  # noqa: ASYNC109 - the same signature as TrainingClient.wait
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> dict[str, Any]:
         """Poll get_status until the job is completed, failed or cancelled; returns that status."""
-        bar = ProgressBar() if progress else None
+        bar = ProgressBar() if wants_progress(progress) else None
         deadline = Deadline(job_id, poll, timeout)
         try:
             while True:

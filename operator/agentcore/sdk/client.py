@@ -29,6 +29,7 @@ from agentcore.sdk.common import (
     endpoint,
     headers,
     request_body,
+    wants_progress,
 )
 
 
@@ -78,11 +79,12 @@ class TrainingClient(ApiMethods[Any]):
                 return
 
     def wait(
-        self, job_id: Any, poll: float = 5.0, timeout: float | None = None, progress: bool = False
+        self, job_id: Any, poll: float = 5.0, timeout: float | None = None, progress: bool | None = None
     ) -> dict[str, Any]:
         """Poll get_status until the job is completed, failed or cancelled; returns that status.
-        ``progress`` draws a progress bar on stderr. TimeoutError after ``timeout`` seconds."""
-        bar = ProgressBar() if progress else None
+        ``progress`` draws a progress bar on stderr (default: when stderr is a terminal).
+        TimeoutError after ``timeout`` seconds."""
+        bar = ProgressBar() if wants_progress(progress) else None
         deadline = Deadline(job_id, poll, timeout)
         try:
             while True:

@@ -115,6 +115,11 @@ class ProgressBar:
             self.stream.flush()
 
 
+def wants_progress(progress: bool | None) -> bool:
+    """An explicit choice, else a progress bar only where someone watches (stderr is a terminal)."""
+    return progress if progress is not None else sys.stderr.isatty()
+
+
 def render(status: dict[str, Any], width: int = 30) -> str:
     percent = max(0.0, min(100.0, float(status.get("progress_percent") or 0.0)))
     filled = int(width * percent / 100)

@@ -47,3 +47,23 @@ class Trajectory(Base):
         Index("ix_trajectories_job_success_reward", "job_id", "success", "reward"),
         Index("ix_trajectories_namespace_agent", "namespace", "agent_id"),
     )
+
+
+class AuditEntry(Base):
+    """One API action (who did what, when, to which resource): the data of the audit_log export."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    namespace: Mapped[str] = mapped_column(String(63), nullable=False)
+    actor: Mapped[str] = mapped_column(String(253), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_name: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    source_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_audit_log_namespace_occurred_id", "namespace", "occurred_at", "id"),)

@@ -81,7 +81,10 @@ def resolve(table: list[ImageEntry], image: str, command: list[str], args: list[
 
 
 def _map_command(name: str, entry: ImageEntry) -> str:
-    if name in ("python", "python3") and entry.entrypoint and entry.entrypoint[0] == sys.executable:
+    # The agentcore images' `python` is the interpreter agentcore is installed in (e.g. the
+    # chart's migration hook runs `python -m agentcore.storage.migrate_cli`).
+    interpreters = (sys.executable, _agentcore_script())
+    if name in ("python", "python3") and entry.entrypoint and entry.entrypoint[0] in interpreters:
         return sys.executable
     if name == "agentcore":
         return _agentcore_script()
