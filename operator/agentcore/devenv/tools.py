@@ -4,8 +4,9 @@ distribution, and offline JSON schemas for kubeconform.
 Binaries are built once per version with ``go install module/cmd@version`` (neither module has
 replace directives, so the module's own go.mod decides every dependency) into
 ``~/.cache/agentcore/tools/<name>/<version>/`` (``AGENTCORE_CACHE`` moves the cache), and stamped
-with their versions the way the upstream Makefiles do. ``AGENTCORE_HELM`` / ``AGENTCORE_KUBECONFORM``
-/ ``AGENTCORE_LUA`` point at binaries to use instead.
+with their versions the way the upstream Makefiles do. kind (for the end-to-end suite) is built the
+same way, on demand. ``AGENTCORE_HELM`` / ``AGENTCORE_KUBECONFORM`` / ``AGENTCORE_KIND`` /
+``AGENTCORE_LUA`` point at binaries to use instead.
 
 kubeconform downloads schemas from the internet by default. Here it reads a local directory in
 the layout of the community ``kubernetes-json-schema`` repository
@@ -46,6 +47,9 @@ HELM_VERSION = "v3.22.0"
 HELM_MODULE = "helm.sh/helm/v3"
 KUBECONFORM_VERSION = "v0.8.0"
 KUBECONFORM_MODULE = "github.com/yannh/kubeconform"
+# kind (Kubernetes in Docker) for the end-to-end suite; only built when a Docker engine is there.
+KIND_VERSION = "v0.33.0"
+KIND_MODULE = "sigs.k8s.io/kind"
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
@@ -137,6 +141,18 @@ def kubeconform_binary(build: bool = True, version: str = KUBECONFORM_VERSION) -
         )
     if not binary.exists():
         raise BinaryError(f"kubeconform not found at {binary}; run `python -m agentcore.devenv.tools`")
+    return binary
+
+
+def kind_binary(build: bool = True, version: str = KIND_VERSION) -> Path:
+    explicit = os.environ.get("AGENTCORE_KIND")
+    if explicit:
+        return Path(explicit)
+    binary = tool_dir("kind", version) / "kind"
+    if not binary.exists() and build:
+        binary = go_install("kind", KIND_MODULE, version)
+    if not binary.exists():
+        raise BinaryError(f"kind not found at {binary}; build it with agentcore.devenv.tools.kind_binary()")
     return binary
 
 
@@ -374,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     except (BinaryError, subprocess.SubprocessError) as exc:
         print(f"tools: {exc}", file=sys.stderr)
         return 1
+    try:
+        servicemonitor_crd()  # cached in the Go module cache: kubeconform's tests need no network
+    except (BinaryError, OSError) as exc:
+        print(f"tools: ServiceMonitor CRD not cached ({exc})", file=sys.stderr)
     lua = lua_interpreter()
     print(f"lua: {lua or 'not found (apt-get install lua5.1)'}", file=sys.stderr)
     return 0
