@@ -37,6 +37,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     config = memo.get("config") or OperatorConfig.from_env()
     memo.config = config
+    if config.namespaces:
+        # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
+        settings.scanning.disabled = True
     memo.kube = KubeClient(kubeconfig.load())
     memo.reconciler = TrainingJobReconciler(memo.kube, config)
     memo.resync_task = asyncio.create_task(_resync_forever(memo.reconciler, config.resync_seconds))
