@@ -24,6 +24,7 @@ from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import LocalObjectStore
 from agentcore.storage.trajectories import TrajectoryRepository
+from tests.unit.rpc.helpers import queries
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
 NAMESPACES = ("team-a", "team-b", "default")
@@ -169,7 +170,7 @@ class FakeKube:
     ) -> str:
         """A job created behind the API's back (kubectl); returns its uid."""
         self.clock += dt.timedelta(seconds=1)
-        obj = {
+        obj: dict[str, Any] = {
             "apiVersion": "training.agentcore.io/v1alpha1",
             "kind": "TrainingJob",
             "metadata": {
@@ -229,14 +230,6 @@ class FakeClock:
         return self.now
 
 
-def queries(n: int, size: int = 0) -> list[dict[str, Any]]:
-    pad = "x" * size
-    return [
-        {"query": f"Add {i} and {i + 1} {pad}", "expected_outcome": {"answer": str(2 * i + 1)}}
-        for i in range(n)
-    ]
-
-
 def token(
     permissions: tuple[str, ...] = PERMISSIONS,
     namespaces: tuple[str, ...] = ("team-a",),
@@ -256,10 +249,12 @@ class Api:
     store: LocalObjectStore
     default_token: str = field(default_factory=token)
 
-    async def post(self, body: Any, tok: str | None = "default", raw: bool = False, **headers: str) -> Any:
+    async def post(
+        self, body: Any, tok: str | None = "default", raw: bool = False, headers: dict[str, str] | None = None
+    ) -> Any:
         if tok == "default":
             tok = self.default_token
-        hdrs = {"Content-Type": "application/json", **headers}
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
         if tok:
             hdrs["Authorization"] = f"Bearer {tok}"
         data = body if raw else json.dumps(body)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agentcore.auth.tokens import PERMISSIONS
+from agentcore.kube.client import ApiError
 from agentcore.rpc import errors
 from agentcore.rpc.models import CancelResult, JobStatusResult, ListJobsResult
 from tests.unit.rpc.conftest import Api, make_settings, token
@@ -89,11 +90,13 @@ async def _status_if(api: Api, job_id: str, wanted: str) -> dict[str, Any] | Non
 
 async def test_status_derives_what_the_trainer_has_not_written(api: Api) -> None:
     job = await api.start(config={"n_iterations": 200, "max_budget_usd": "10.00"})
-    api.kube.set_status(
-        job["job_id"],
-        {"phase": "Failed", "currentIteration": 50, "costUsd": "2.5", "completedAt": "2026-01-01T00:00:00Z",
-         "reason": "BudgetExceeded", "message": "spent"},
-    )  # fmt: skip
+    failed = {
+        "phase": "Failed",
+        "currentIteration": 50,
+        "costUsd": "2.5",
+        "completedAt": "2026-01-01T00:00:00Z",
+    }
+    api.kube.set_status(job["job_id"], {**failed, "reason": "BudgetExceeded", "message": "spent"})
     status = await until(lambda: _status_if(api, job["job_id"], "failed"))
     assert status["progress_percent"] == 25.0 and status["budget_remaining_percent"] == 75.0
     assert status["cost_usd"] == "2.50"
@@ -319,3 +322,13 @@ async def test_cancel_reason_is_bounded(api: Api) -> None:
     job = await api.start()
     error = await api.error("training.cancel", {"job_id": job["job_id"], "reason": "x" * 1025})
     assert error["code"] == errors.INVALID_PARAMS and error["data"]["field"] == "reason"
+
+
+async def test_cancel_refused_by_the_apiserver(api: Api) -> None:
+    """The CRD's rule refuses cancelling a job that finished after the cache last saw it."""
+    job = await api.start()
+    api.kube.fail["patch"] = ApiError(
+        422, {"reason": "Invalid", "message": "cannot cancel: the job already finished"}
+    )
+    error = await api.error("training.cancel", {"job_id": job["job_id"]})
+    assert error["code"] == errors.CANNOT_CANCEL

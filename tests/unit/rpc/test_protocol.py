@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -142,7 +143,7 @@ async def test_body_too_large(api: Api) -> None:
     assert resp.status == 413
 
 
-async def _chunks(data: bytes):  # type: ignore[no-untyped-def]
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     for i in range(0, len(data), 1000):
         yield data[i : i + 1000]
 
@@ -179,10 +180,12 @@ async def test_string_and_number_ids_are_echoed(api: Api) -> None:
 
 
 async def test_request_id_header(api: Api) -> None:
-    resp = await api.post({"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}, **{"X-Request-ID": "req-42"})
+    resp = await api.post(
+        {"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}, headers={"X-Request-ID": "req-42"}
+    )
     assert resp.headers["X-Request-ID"] == "req-42"
     resp = await api.post(
-        {"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}, **{"X-Request-ID": "bad id <script>"}
+        {"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}, headers={"X-Request-ID": "bad id <script>"}
     )
     assert resp.headers["X-Request-ID"] != "bad id <script>" and len(resp.headers["X-Request-ID"]) == 32
 

@@ -16,7 +16,8 @@ from agentcore.rpc.jobcache import JobCache
 from agentcore.rpc.jobs import ANNOTATION_CREATED_BY, LABEL_AGENT_ID, LABEL_MANAGED_BY
 from agentcore.rpc.models import StartGrpoParams, StartGrpoResult
 from agentcore.rpc.training import TrainingOptions, TrainingService
-from tests.unit.rpc.conftest import Api, make_settings, queries, token
+from tests.unit.rpc.conftest import Api, make_settings, token
+from tests.unit.rpc.helpers import queries
 
 SPEC_EXAMPLE: dict[str, Any] = {
     "agent_id": "code-generator-v2",
@@ -32,9 +33,9 @@ SPEC_EXAMPLE: dict[str, Any] = {
         {
             "query": "Write a function to sort a list",
             "expected_outcome": {"test_passed": True, "execution_time_ms": 100},
-        }
-    ]
-    + queries(99),
+        },
+        *queries(99),
+    ],
     "evaluation_data": [
         {"query": "Write a binary search function", "expected_outcome": {"test_passed": True}}
     ],
@@ -131,10 +132,10 @@ async def test_missing_or_mistyped_params(api: Api, params: dict[str, Any], fiel
     [
         (queries(5), "training_data", "Must contain at least 100 items (got 5)"),
         ([], "training_data", "Must contain at least 100 items (got 0)"),
-        (queries(99) + [{"expected_outcome": {}}], "training_data[99].query", "Field required"),
-        (queries(99) + [{"query": "q"}], "training_data[99].expected_outcome", "Field required"),
-        (queries(99) + [{"query": "", "expected_outcome": {}}], "training_data[99].query", None),
-        (queries(99) + ["just a string"], "training_data[99]", None),
+        ([*queries(99), {"expected_outcome": {}}], "training_data[99].query", "Field required"),
+        ([*queries(99), {"query": "q"}], "training_data[99].expected_outcome", "Field required"),
+        ([*queries(99), {"query": "", "expected_outcome": {}}], "training_data[99].query", None),
+        ([*queries(99), "just a string"], "training_data[99]", None),
     ],
 )
 async def test_bad_training_data_is_40002(api: Api, data: list[Any], field: str, rule: str | None) -> None:
