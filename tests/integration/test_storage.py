@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from agentcore.storage.db import make_engine, session_factory
-from agentcore.storage.migrate import current_revision, upgrade
+from agentcore.storage.migrate import alembic_config, current_revision, upgrade
 from agentcore.storage.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore
 from agentcore.storage.trajectories import TrajectoryFilter, TrajectoryRepository, to_api, trajectory_id
 
@@ -54,7 +55,7 @@ async def repo(request, tmp_path):
         url = f"sqlite+aiosqlite:///{tmp_path / 'agentcore.db'}"
     engine = make_engine(url)
     await upgrade(engine)
-    assert await current_revision(engine) == "0001"
+    assert await current_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
     yield TrajectoryRepository(session_factory(engine))
     await engine.dispose()
 
@@ -131,3 +132,11 @@ def test_object_store_roundtrip(store, tmp_path):
     store.delete("ckpt/a.bin")
     with pytest.raises(ObjectNotFound):
         store.get_bytes("ckpt/a.bin")
+
+
+async def test_large_batches_are_chunked_under_the_bind_parameter_limit(repo):
+    job = str(uuid.uuid4())
+    rows = rows_for(job, iterations=1, per_iteration=2048)  # 128 queries x 16 trajectories
+    assert await repo.add_batch(rows) == 2048
+    assert await repo.add_batch(rows) == 0
+    assert await repo.count(TrajectoryFilter(job)) == 2048

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentcore.storage.tables import Trajectory
 
+_ROWS_PER_STATEMENT = 1000
 _ID_NAMESPACE = uuid.UUID("6b1d3c52-7f0e-4c8e-9a57-0c1f2b9d4e10")
 
 
@@ -70,12 +71,17 @@ class TrajectoryRepository:
         """Insert, skipping ids already stored; returns how many were new."""
         if not rows:
             return 0
+        inserted = 0
         async with self.sessions() as session, session.begin():
             dialect = session.bind.dialect.name if session.bind else "postgresql"
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = insert(Trajectory).values(list(rows)).on_conflict_do_nothing(index_elements=["id"])
-            result = await session.execute(stmt)
-            return int(getattr(result, "rowcount", 0) or 0)
+            # One statement binds every column of every row: stay under asyncpg's 32,767 parameters.
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = list(rows[start : start + _ROWS_PER_STATEMENT])
+                stmt = insert(Trajectory).values(chunk).on_conflict_do_nothing(index_elements=["id"])
+                result = await session.execute(stmt)
+                inserted += int(getattr(result, "rowcount", 0) or 0)
+        return inserted
 
     async def count(self, flt: TrajectoryFilter) -> int:
         async with self.sessions() as session:
