@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--node-name", default="agentcore-dev")
     dev.add_argument("--once", action="store_true", help="start, report, then stop (for smoke tests)")
     dev.add_argument("--examples", action="store_true", help="apply examples/trainingjob.yaml once up")
+    dev.add_argument("--api-port", type=int, default=8080, help="API server port (0: any free port)")
     dev.set_defaults(func=_cmd_dev)
 
     setup = sub.add_parser("setup", help="build/cache the control-plane and MinIO binaries")

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from sqlalchemy import text
@@ -89,7 +89,8 @@ def create_app(
     - ``repo``: default from ``settings.database_url`` (migrations run at startup).
     - ``object_store``: default ``open_store(settings.object_store)`` when set; without one, datasets
       too large to inline are refused.
-    - ``evaluator``: default one that answers -40004 "evaluation backend not configured".
+    - ``evaluator``: default the trainer's checkpoint evaluation (process pool) when an object store
+      is configured, else one that answers -40004 "evaluation backend not configured".
     - ``verifier``: default built from the JWT settings; none with ``insecure_disable_auth``.
     - ``clock``: time source of the rate limiter.
     """
@@ -156,6 +157,12 @@ async def _dependencies(
         repo = TrajectoryRepository(session_factory(engine))
     if store is None and settings.object_store:
         store = await asyncio.to_thread(open_store, settings.object_store)
+    owned_evaluator = None
+    if evaluator is None and settings.object_store:
+        # Checkpoints live in the object store: evaluate them in a process pool.
+        from agentcore.evaluation_backend import CheckpointEvaluator
+
+        evaluator = owned_evaluator = CheckpointEvaluator(settings.object_store, cast(KubeClient, kube))
     cache = JobCache(kube, settings.watch_namespace)
     watcher = asyncio.create_task(cache.run(), name="trainingjob-cache")
     service = TrainingService(kube, cache, repo, store, evaluator, settings.training_options())
@@ -173,6 +180,8 @@ async def _dependencies(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await kube.close()
+        if owned_evaluator is not None:
+            owned_evaluator.close()
         if engine is not None:
             await engine.dispose()
 

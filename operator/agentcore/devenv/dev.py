@@ -16,7 +16,7 @@ from types import FrameType
 
 from agentcore.devenv import binaries
 from agentcore.devenv.controlplane import ControlPlane
-from agentcore.devenv.procs import ManagedProcess, wait_until
+from agentcore.devenv.procs import ManagedProcess, free_port, wait_until
 from agentcore.devenv.services import MinioServer, PostgresServer
 
 
@@ -116,10 +116,60 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
         )
         print(f"s3: {creds.endpoint_url} bucket agentcore (credentials in {s3.dir / 'credentials'})")
     _start_operator(state, env, cp, stack)
+    _start_api(args, state, env, stack)
     if args.examples:
         cp.kubectl("apply", "-f", str(_examples_dir() / "trainingjob.yaml"))
         print("applied examples/trainingjob.yaml (kubectl get tj)")
     print(f"try: kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+
+
+def _start_api(
+    args: argparse.Namespace, state: Path, env: dict[str, str], stack: contextlib.ExitStack
+) -> None:
+    """The API server with a persistent HS256 secret and a real admin token for this machine's user."""
+    from agentcore.auth.tokens import ADMIN_ROLE, generate_secret, issue_token
+
+    secret_file = state / "jwt-secret"
+    if not secret_file.exists():
+        secret_file.write_text(generate_secret())
+        secret_file.chmod(0o600)
+    port = args.api_port or free_port()
+    argv = [
+        str(Path(sys.executable).parent / "agentcore"),
+        "api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--jwt-secret-file",
+        str(secret_file),
+        "--default-namespace",
+        "default",
+    ]
+    api = ManagedProcess("api", argv, state / "api.log", env=env)
+    stack.callback(api.stop, 15)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _http_ok(f"{url}/readyz"), 60, "API server /readyz", api)
+    token = issue_token(
+        secret_file.read_text().strip(),
+        "dev-admin",
+        namespaces=("*",),
+        roles=(ADMIN_ROLE,),
+        ttl=30 * 24 * 3600,
+    )
+    for name, value in (("api-url", url), ("token", token)):
+        (state / name).write_text(value + "\n")
+        (state / name).chmod(0o600)
+    print(f"api: {url}/api/v1/jsonrpc (log: {state / 'api.log'})")
+    print(f"token: {token}")
+    print(f"       (also in {state / 'token'}; api-url in {state / 'api-url'})")
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return bool(resp.status == 200)
 
 
 def _bucket_exists(s3: MinioServer) -> bool:
