@@ -15,8 +15,9 @@ validation, tenant check, the watch-backed cache (filled from an in-memory "apis
 ``--jobs`` TrainingJobs), Prometheus metrics and the JSON access log (written to a file). The bare
 handler parses the same body and answers a status of the same shape with ``json.dumps``.
 
-Not measured here (later): export_trajectories latency for a 10,000-row page at offset 0 and at
-offset 1,000,000 on a table of >= 1M rows.
+`--export-rows N` (e.g. 1010000) instead measures export_trajectories latency for a 10,000-row page at
+offset 0, at offset 1,000,000 and through the keyset cursor at the same depth, over HTTP against
+the API server backed by a real PostgreSQL holding N trajectory rows (see bench/rpc_export.py).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class StaticKube:
         return None
 
 
-def serve_agentcore(port: int, jobs: int, state: Path) -> None:
+def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None = None) -> None:
     from agentcore.apiserver import logs
     from agentcore.apiserver.app import create_app
     from agentcore.apiserver.settings import Settings
@@ -104,7 +105,7 @@ def serve_agentcore(port: int, jobs: int, state: Path) -> None:
     logs.configure("INFO", stream=(state / "access.log").open("a"))  # open as long as the server runs
     settings = Settings(
         jwt_secret=SECRET,
-        database_url=f"sqlite+aiosqlite:///{state / 'bench.db'}",
+        database_url=database_url or f"sqlite+aiosqlite:///{state / 'bench.db'}",
         rate_limits={name: RateLimit(10**9) for name in SPEC_LIMITS},
     )
     app = create_app(settings, kube_client_factory=lambda: StaticKube(jobs))  # type: ignore[arg-type,return-value]
@@ -251,10 +252,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--export-rows", type=int, default=0, help="benchmark export_trajectories instead")
     args = parser.parse_args()
 
     if args.serve == "agentcore":
-        return serve_agentcore(args.port, args.jobs, Path(args.state))
+        return serve_agentcore(args.port, args.jobs, Path(args.state), args.database_url)
+    if args.export_rows:
+        from rpc_export import run as run_export  # bench/ is on sys.path when run as a script
+
+        return run_export(args.export_rows, __file__, wait_ready, SECRET)
     if args.serve == "bare":
         return serve_bare(args.port)
     if args.load:
