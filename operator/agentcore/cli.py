@@ -53,6 +53,15 @@ def _cmd_datasets_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_token(args: argparse.Namespace) -> int:
+    from agentcore.auth.tokens import PERMISSIONS, issue_token
+
+    secret = open(args.secret_file, encoding="utf-8").read().strip()
+    permissions = args.permission or list(PERMISSIONS)
+    print(issue_token(secret, args.sub, permissions, args.namespace or ["*"], args.role, args.ttl))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentcore", description="AgentCore Training: GRPO operator")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     exporter_cli.add_arguments(exporter)
     exporter.set_defaults(func=exporter_cli.run)
+
+    token = sub.add_parser("token", help="mint an HS256 API token (e.g. with the chart's JWT secret)")
+    token.add_argument("--secret-file", required=True, help="file holding the HS256 secret")
+    token.add_argument("--sub", required=True, help="the caller's identity")
+    token.add_argument("--namespace", action="append", help="tenant namespace (repeatable; default all)")
+    token.add_argument("--permission", action="append", help="e.g. training:view (repeatable; default all)")
+    token.add_argument("--role", action="append", default=[], help="e.g. admin (repeatable)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=_cmd_token)
 
     datasets = sub.add_parser("datasets", help="built-in datasets")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)

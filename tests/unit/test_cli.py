@@ -44,3 +44,24 @@ def test_trainer_rejects_a_bad_config_naming_the_field(tmp_path):
     config.write_text(json.dumps({"n_iterations": 0}))
     proc = run("trainer", "--dataset", str(data), "--config", str(config), "--state-dir", str(tmp_path / "s"))
     assert proc.returncode == 2 and "n_iterations" in proc.stderr
+
+
+def test_token_is_verified_by_the_api_verifier(tmp_path):
+    from agentcore.auth.tokens import TokenVerifier
+
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 48)
+    proc = run(
+        "token",
+        "--secret-file",
+        str(secret),
+        "--sub",
+        "bob",
+        "--namespace",
+        "team-a",
+        "--permission",
+        "training:view",
+    )
+    assert proc.returncode == 0, proc.stderr
+    principal = TokenVerifier.from_files(hs256_secret="s" * 48).verify(proc.stdout.strip())
+    assert principal.sub == "bob" and "team-a" in principal.namespaces
