@@ -56,7 +56,8 @@ def _cmd_datasets_generate(args: argparse.Namespace) -> int:
 def _cmd_token(args: argparse.Namespace) -> int:
     from agentcore.auth.tokens import PERMISSIONS, issue_token
 
-    secret = open(args.secret_file, encoding="utf-8").read().strip()
+    with open(args.secret_file, encoding="utf-8") as fh:
+        secret = fh.read().strip()
     permissions = args.permission or list(PERMISSIONS)
     print(issue_token(secret, args.sub, permissions, args.namespace or ["*"], args.role, args.ttl))
     return 0
