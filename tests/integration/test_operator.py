@@ -50,9 +50,15 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.starts += 1
-        self.proc = ManagedProcess(
-            "operator", [AGENTCORE, "operator"], self.state / f"operator-{self.starts}.log", env=self.env
-        )
+        argv = [
+            AGENTCORE,
+            "operator",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--liveness-port",
+            str(self.liveness_port),
+        ]
+        self.proc = ManagedProcess("operator", argv, self.state / f"operator-{self.starts}.log", env=self.env)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -121,8 +127,8 @@ def training_job(
     iterations: int,
     budget: str = "10.00",
     webhook: dict | None = None,
-    batch: int = 16,
-    group: int = 8,
+    batch: int = 8,
+    group: int = 4,
     checkpoint_interval: int = 10,
     backoff: int = 3,
 ) -> str:

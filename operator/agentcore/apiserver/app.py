@@ -31,6 +31,8 @@ from agentcore.apiserver.logs import ACCESS_LOGGER
 from agentcore.apiserver.metrics import CONTENT_TYPE, ApiMetrics
 from agentcore.apiserver.settings import Settings
 from agentcore.auth.tokens import ANONYMOUS, AuthError, Principal, TokenVerifier
+from agentcore.exports.audit import AuditLog
+from agentcore.exports.rest import ExportDeps, add_export_routes, bearer_authenticator
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
 from agentcore.rpc import errors
@@ -107,12 +109,31 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
 
+    exports = _mount_exports(app, state)
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator):
+        async with _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports):
             yield
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _mount_exports(app: web.Application, state: ApiState) -> ExportDeps:
+    """The Exports REST API shares the JSON-RPC server's verifier (same JWT and tenant model); its
+    clients (Kubernetes, object store, database) are filled in at startup."""
+
+    async def anonymous(request: web.Request) -> Principal:
+        return ANONYMOUS
+
+    authenticate = bearer_authenticator(state.verifier.verify) if state.verifier else anonymous
+    deps = ExportDeps(
+        kube=cast(KubeClient, None),
+        authenticate=authenticate,
+        default_namespace=state.settings.default_namespace or "default",
+    )
+    add_export_routes(app, deps)
+    return deps
 
 
 def build_verifier(settings: Settings) -> TokenVerifier | None:
@@ -143,6 +164,7 @@ async def _dependencies(
     repo: TrajectoryRepository | None,
     store: ObjectStore | None,
     evaluator: Evaluator | None,
+    exports: ExportDeps,
 ) -> AsyncIterator[None]:
     settings = state.settings
     if kube_client_factory is not None:
@@ -163,6 +185,9 @@ async def _dependencies(
         from agentcore.evaluation_backend import CheckpointEvaluator
 
         evaluator = owned_evaluator = CheckpointEvaluator(settings.object_store, cast(KubeClient, kube))
+    exports.kube, exports.store = cast(KubeClient, kube), store
+    if engine is not None:
+        exports.engine, exports.audit = engine, AuditLog(session_factory(engine), exports.clock)
     cache = JobCache(kube, settings.watch_namespace)
     watcher = asyncio.create_task(cache.run(), name="trainingjob-cache")
     service = TrainingService(kube, cache, repo, store, evaluator, settings.training_options())

@@ -169,6 +169,8 @@ def job(ej: Obj, settings: ExportSettings) -> Obj:
     job_spec: Obj = {
         "backoffLimit": settings.backoff_limit,
         "activeDeadlineSeconds": settings.active_deadline_seconds,
+        # The ExportJob keeps the outcome; the finished pod need not linger until the file expires.
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds,
         "podFailurePolicy": {
             "rules": [
                 {"action": "FailJob", "onExitCodes": {**exit_rule, "values": [INVALID_EXIT_CODE]}},

@@ -75,16 +75,16 @@ def cancel_requested(ej: Obj) -> bool:
 def plan_queue(exportjobs: list[Obj], has_job: set[str], max_concurrent: int) -> dict[str, Slot]:
     """At most `max_concurrent` live exports per namespace, first come first served.
 
-    An export holds a slot from the creation of its Job until it reaches a final phase; a
-    cancelled one gives its slot up at once (its pod is being stopped)."""
-    live = [ej for ej in exportjobs if not is_terminal(ej) and not cancel_requested(ej)]
+    An export holds a slot from the creation of its Job until it reaches a final phase (a cancelled
+    one too, until its pod is gone); a cancelled export without a Job is never admitted."""
+    live = [ej for ej in exportjobs if not is_terminal(ej)]
     live.sort(key=lambda ej: (ej["metadata"].get("creationTimestamp", ""), ej["metadata"]["name"]))
     free = max_concurrent - sum(ej["metadata"]["name"] in has_job for ej in live)
     slots: dict[str, Slot] = {}
     waiting = 0
     for ej in live:
         name = ej["metadata"]["name"]
-        if name in has_job:
+        if name in has_job or cancel_requested(ej):
             slots[name] = Slot()
         elif free > 0:
             slots[name] = Slot(admit=True)
@@ -161,7 +161,9 @@ def decide(ej: Obj, job: Obj | None, slot: Slot, now: dt.datetime) -> ExportDeci
             _waiting(slot, desired, decision)
     _conditions(conds, desired, job is not None or decision.create_job, slot)
     desired["conditions"] = conds.dump()
-    decision.events = [_event(c, desired, status) for c in conds.flipped()]
+    # "Running" turning False is told by the Completed/Failed/Cancelled event that comes with it.
+    flipped = [c for c in conds.flipped() if c.type != "Running" or c.status == ConditionStatus.TRUE]
+    decision.events = [_event(c, desired, status) for c in flipped]
     return decision
 
 
@@ -227,7 +229,7 @@ def _event(cond: Condition, desired: Obj, status: Obj) -> Event:
     if cond.type == "Admitted":
         return Event("Normal", "Admitted" if true else "Queued", cond.message)
     if cond.type == "Running":
-        return Event("Normal", "Started" if true else "Stopped", f"export is {desired.get('phase', '')}")
+        return Event("Normal", "Started", "the export pod is writing the file")
     if cond.type == "Failed":
         return Event("Warning", "Failed", cond.message or "export failed")
     if cond.type == "Cancelled":

@@ -21,7 +21,7 @@ from agentcore.controllers.config import OperatorConfig
 from agentcore.controllers.exportjob_reconciler import ExportJobReconciler
 from agentcore.exports.settings import LABEL_EXPORTJOB, ExportSettings
 from agentcore.kube import config as kubeconfig
-from agentcore.kube.client import KubeClient
+from agentcore.kube.client import ApiError, KubeClient
 from agentcore.storage.objectstore import ObjectStore, open_store
 
 log = logging.getLogger("agentcore.operator.exports")
@@ -71,6 +71,8 @@ async def _maintain(reconciler: ExportJobReconciler, resync_every: float, sweep_
             if time.monotonic() - last_sweep >= sweep_every:
                 await reconciler.sweep()
                 last_sweep = time.monotonic()
+        except ApiError as exc:  # e.g. 429 while the apiserver (re)initialises: next round
+            log.warning("export resync/sweep: %s", exc)
         except Exception:
             log.exception("export resync/sweep failed")
         await asyncio.sleep(min(resync_every, sweep_every))

@@ -17,6 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+# Float resolution at epoch-second magnitudes is ~1e-7 s and sums of intervals drift further; a
+# request within a millisecond of conforming is treated as conforming.
+_SLACK_SECONDS = 1e-3
+
 DEFAULT_BUCKET = "default"
 
 
@@ -82,10 +86,10 @@ class RateLimiter:
         tat = max(self._tat.get((caller, bucket), now), now)
         new_tat = tat + interval
         conforms_at = new_tat - rate.window
-        if conforms_at > now + 1e-9:
+        if conforms_at > now + _SLACK_SECONDS:
             return Decision(False, rate.limit, 0, tat, conforms_at - now)
         self._store((caller, bucket), new_tat, now)
-        remaining = math.floor((rate.window - (new_tat - now)) / interval + 1e-9)
+        remaining = math.floor((rate.window - (new_tat - now) + _SLACK_SECONDS) / interval)
         return Decision(True, rate.limit, max(0, remaining), new_tat, 0.0)
 
     def _store(self, key: tuple[str, str], tat: float, now: float) -> None:

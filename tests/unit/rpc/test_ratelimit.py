@@ -109,3 +109,12 @@ async def test_garbage_and_unauthenticated_callers_are_limited_too(api: Api) -> 
     assert statuses == [200, 200, 200, 429]
     unauthenticated = [(await api.post({"jsonrpc": "2.0"}, tok=None)).status for _ in range(4)]
     assert unauthenticated == [401, 401, 401, 429]
+
+
+def test_full_limit_at_epoch_second_magnitudes():
+    from agentcore.rpc.ratelimit import RateLimit, RateLimiter
+
+    now = [1_795_310_381.123]
+    limiter = RateLimiter({"m": RateLimit(50, 60.0), "default": RateLimit(50, 60.0)}, clock=lambda: now[0])
+    allowed = [limiter.hit("caller", "m").allowed for _ in range(51)]
+    assert allowed == [True] * 50 + [False]

@@ -1,0 +1,274 @@
+"""`agentcore exporter`: the export pod's entry point.
+
+Identity comes from the environment the operator sets (AGENTCORE_EXPORT_NAME / _NAMESPACE); the
+database and object store from the per-export Secret, as for trainer pods. The pod reports its own
+progress in the ExportJob status (Running, then Completed or Failed) under RBAC that allows only
+this ExportJob's status.
+
+Exit codes: 0 done (or nothing to do), 2 failed for a reason a retry cannot fix (reported in the
+status; the Job's podFailurePolicy stops there), 143 stopped by SIGTERM (cancel), 1 anything else
+(the Job retries up to its backoffLimit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentcore.api.exports import FORMATS, ExportJobSpec, ExportPhase, ExportType, PrivacyLevel
+from agentcore.exports import pipeline
+from agentcore.exports.keys import KeyUnavailable, read_key
+from agentcore.exports.pipeline import ExportCancelled, Written
+from agentcore.exports.rules import BUILTIN_RULES, RedactionRule, RuleError, rule_from_configmap
+from agentcore.exports.settings import ExportSettings, object_key
+from agentcore.exports.sources import (
+    NEEDS_TRAINER_JOBS,
+    NEEDS_TRAININGJOBS,
+    TRAINER_JOB_LABEL,
+    SourceContext,
+    SourceError,
+)
+from agentcore.exports.writers import ExportTooLarge
+from agentcore.kube import config as kubeconfig
+from agentcore.kube.client import (
+    CONFIGMAPS,
+    EXPORTJOB_RESOURCE,
+    JOBS,
+    TRAININGJOB_RESOURCE,
+    ApiError,
+    KubeClient,
+)
+from agentcore.storage.db import database_url, make_engine
+from agentcore.storage.migrate import upgrade
+from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
+
+log = logging.getLogger("agentcore.exporter")
+JSON_PATCH = "application/json-patch+json"
+EXIT_OK, EXIT_RETRY, EXIT_INVALID, EXIT_STOPPED = 0, 1, 2, 143
+Obj = dict[str, Any]
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if not args.name or not args.namespace:
+        print("agentcore exporter: set AGENTCORE_EXPORT_NAME and AGENTCORE_EXPORT_NAMESPACE", file=sys.stderr)
+        return EXIT_INVALID
+    return asyncio.run(_main(args.namespace, args.name))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _stamp(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusReporter:
+    """The pod's writes to its ExportJob status."""
+
+    def __init__(self, kube: KubeClient, namespace: str, name: str) -> None:
+        self.kube, self.namespace, self.name = kube, namespace, name
+
+    async def running(self, ej: Obj) -> Obj:
+        timing = {**((ej.get("status") or {}).get("timing") or {}), "startedAt": _stamp(_now())}
+        patch = {"status": {"phase": ExportPhase.RUNNING.value, "timing": timing, "error": None}}
+        return await self.kube.patch(EXPORTJOB_RESOURCE, self.name, patch, self.namespace, sub="status")
+
+    async def _final(self, ej: Obj, phase: ExportPhase, fields: Obj) -> bool:
+        """Move Running → phase atomically: the JSON patch's test fails if the operator (cancel)
+        changed the phase meanwhile, and then nothing is written."""
+        status = ej.get("status") or {}
+        done = _now()
+        timing = {**(status.get("timing") or {}), "completedAt": _stamp(done)}
+        requested = timing.get("requestedAt") or ej["metadata"].get("creationTimestamp")
+        if requested:
+            start = dt.datetime.fromisoformat(str(requested).replace("Z", "+00:00"))
+            timing["durationSeconds"] = max(0.0, (done - start).total_seconds())
+        ops: list[Obj] = [
+            {"op": "test", "path": "/status/phase", "value": ExportPhase.RUNNING.value},
+            {"op": "replace", "path": "/status/phase", "value": phase.value},
+            {"op": "add", "path": "/status/timing", "value": timing},
+        ]
+        ops += [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in fields.items()]
+        path = EXPORTJOB_RESOURCE.path(self.namespace, self.name, "status")
+        try:
+            await self.kube.request("PATCH", path, ops, content_type=JSON_PATCH)
+            return True
+        except ApiError as exc:
+            if exc.status in (404, 409, 422):  # deleted, or the phase moved (cancelled)
+                log.warning("final status not written: %s", exc)
+                return False
+            raise
+
+    async def completed(self, ej: Obj, output: Obj, redaction: Obj) -> bool:
+        return await self._final(ej, ExportPhase.COMPLETED, {"output": output, "redactionApplied": redaction})
+
+    async def failed(self, ej: Obj, reason: str, message: str) -> bool:
+        return await self._final(ej, ExportPhase.FAILED, {"error": f"{reason}: {message}"[:32768]})
+
+    async def note_error(self, message: str) -> None:
+        """A retryable failure: record it without changing the phase (the Job retries the pod)."""
+        patch = {"status": {"error": message[:32768]}}
+        try:
+            await self.kube.patch(EXPORTJOB_RESOURCE, self.name, patch, self.namespace, sub="status")
+        except ApiError as exc:
+            log.warning("could not record the error: %s", exc)
+
+
+async def load_rule(kube: KubeClient, namespace: str, rule_id: str) -> RedactionRule:
+    if rule_id in BUILTIN_RULES:
+        return BUILTIN_RULES[rule_id]
+    try:
+        cm = await kube.get(CONFIGMAPS, rule_id, namespace)
+    except ApiError as exc:
+        if exc.status in (403, 404):
+            raise RuleError(f"unknown redaction rule {rule_id!r}") from exc
+        raise
+    return rule_from_configmap(cm)
+
+
+async def _context(kube: KubeClient, namespace: str, spec: ExportJobSpec, engine: Any) -> SourceContext:
+    ctx = SourceContext(namespace, spec, engine)
+    flt = spec.config.filters
+    if spec.export_type in NEEDS_TRAININGJOBS or (flt is not None and (flt.segments or flt.regions)):
+        ctx.trainingjobs = (await kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", [])
+    if spec.export_type in NEEDS_TRAINER_JOBS:
+        listing = await kube.list(JOBS, namespace, labelSelector=TRAINER_JOB_LABEL)
+        for job in listing.get("items", []):
+            ctx.trainer_jobs[job["metadata"]["labels"][TRAINER_JOB_LABEL]] = job
+    return ctx
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _main(namespace: str, name: str) -> int:
+    async with KubeClient(kubeconfig.load()) as kube:
+        try:
+            ej = await kube.get(EXPORTJOB_RESOURCE, name, namespace)
+        except ApiError as exc:
+            if exc.status == 404:
+                return EXIT_OK  # deleted meanwhile
+            raise
+        phase = (ej.get("status") or {}).get("phase")
+        if (phase and ExportPhase(phase).is_terminal) or (ej["spec"].get("cancel") or {}).get("requested"):
+            return EXIT_OK
+        reporter = StatusReporter(kube, namespace, name)
+        ej = await reporter.running(ej)
+        return await Export(kube, ej, reporter, _stop_event()).run()
+
+
+class Export:
+    def __init__(self, kube: KubeClient, ej: Obj, reporter: StatusReporter, stop: asyncio.Event) -> None:
+        self.kube, self.ej, self.reporter, self.stop = kube, ej, reporter, stop
+        self.namespace, self.name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+        self.settings = ExportSettings.from_env()
+
+    async def run(self) -> int:
+        try:
+            spec = ExportJobSpec.model_validate(self.ej["spec"])
+            return await self._run(spec)
+        except (ValidationError, RuleError, SourceError, KeyUnavailable) as exc:
+            await self.reporter.failed(self.ej, "ValidationFailed", str(exc))
+            return EXIT_INVALID
+        except ExportTooLarge as exc:
+            await self.reporter.failed(self.ej, "ExportTooLarge", str(exc))
+            return EXIT_INVALID
+        except ExportCancelled:
+            log.info("export cancelled")
+            # On SIGTERM the pod is being stopped anyway; a cancel noticed by polling ends the Job
+            # cleanly (exit 0), so that the Job controller does not start a replacement pod.
+            return EXIT_STOPPED if self.stop.is_set() else EXIT_OK
+        except Exception as exc:
+            log.exception("export failed")
+            await self.reporter.note_error(f"{type(exc).__name__}: {exc}")
+            return EXIT_RETRY
+
+    async def _run(self, spec: ExportJobSpec) -> int:
+        cfg = spec.config
+        rule = key = None
+        if cfg.privacy_level != PrivacyLevel.FULL:
+            rule = await load_rule(self.kube, self.namespace, cfg.redaction_rule)
+            rule.check_level(cfg.privacy_level)
+            key = await read_key(self.kube, self.namespace)
+        engine = make_engine(database_url()) if _needs_db(spec) else None
+        try:
+            if engine is not None:
+                await upgrade(engine)
+            ctx = await _context(self.kube, self.namespace, spec, engine)
+            title = spec.name or self.name
+            prepared = await pipeline.prepare(ctx, title, rule, key)
+            with tempfile.TemporaryDirectory(prefix="agentcore-export-") as tmp:
+                name = pipeline.file_name(title, cfg.format)
+                written = await pipeline.write(prepared, cfg.format, Path(tmp) / name, self.stop.is_set)
+                return await self._publish(spec, name, written)
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    async def _publish(self, spec: ExportJobSpec, name: str, written: Written) -> int:
+        if self.stop.is_set() or await self._cancel_requested():
+            raise ExportCancelled()
+        store = open_store(os.environ.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
+        export_id = (self.ej.get("status") or {}).get("exportId") or self.ej["metadata"]["uid"]
+        key = object_key(self.namespace, export_id, name)
+        info = FORMATS[spec.config.format]
+        ref = await asyncio.to_thread(_upload, store, key, written.path, info.content_type, name)
+        retention = spec.retention_seconds or self.settings.retention_seconds
+        output = {
+            "fileRef": ref,
+            "fileName": name,
+            "contentType": info.content_type,
+            "fileSizeBytes": written.size_bytes,
+            "rowCount": written.rows,
+            "expiresAt": _stamp(_now() + dt.timedelta(seconds=retention)),
+        }
+        redaction = {"fieldsRedacted": list(written.fields_redacted), "rowsFiltered": written.rows_filtered}
+        if not await self.reporter.completed(self.ej, output, redaction):
+            await asyncio.to_thread(store.delete, key)  # cancelled or deleted meanwhile: leave nothing
+            return EXIT_STOPPED
+        log.info(
+            "export %s/%s: %d rows, %d bytes → %s",
+            self.namespace,
+            self.name,
+            written.rows,
+            written.size_bytes,
+            ref,
+        )
+        return EXIT_OK
+
+    async def _cancel_requested(self) -> bool:
+        try:
+            fresh = await self.kube.get(EXPORTJOB_RESOURCE, self.name, self.namespace)
+        except ApiError as exc:
+            return exc.status == 404
+        return bool((fresh["spec"].get("cancel") or {}).get("requested"))
+
+
+def _needs_db(spec: ExportJobSpec) -> bool:
+    kube_only = {ExportType.PROJECT_SUMMARY}
+    return spec.export_type not in kube_only or spec.config.include_telemetry
+
+
+def _upload(store: ObjectStore, key: str, path: Path, content_type: str, name: str) -> str:
+    if isinstance(store, S3ObjectStore):
+        store.ensure_bucket()
+    return store.put_file(key, path, content_type, pipeline.content_disposition(name))

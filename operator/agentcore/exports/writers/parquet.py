@@ -1,0 +1,100 @@
+"""Apache Parquet through pyarrow's ParquetWriter: an explicit schema (never inferred from the first
+rows, so an all-null column keeps its type) and row groups of bounded size, written as they fill."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agentcore.exports.schema import Batch, Column, Kind
+from agentcore.exports.writers.base import ReportInfo, Writer, as_utc
+
+ROW_GROUP_ROWS = 50_000  # a multiple of the database batch size: full row groups
+_MONEY = pa.decimal128(38, 10)
+_MONEY_QUANTUM = Decimal("1e-10")
+
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STRING: pa.string(),
+    Kind.INT: pa.int64(),
+    Kind.FLOAT: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    Kind.DECIMAL: _MONEY,
+    Kind.JSON: pa.string(),  # JSON text; readers parse it when they need the structure
+}
+
+
+def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind], nullable=True) for c in columns])
+
+
+def _money(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(_MONEY_QUANTUM)
+
+
+def _timestamp(value: Any) -> Any:
+    return None if value is None else as_utc(value)
+
+
+class ParquetWriter(Writer):
+    def __init__(
+        self,
+        path: Path,
+        columns: tuple[Column, ...],
+        info: ReportInfo,
+        max_bytes: int | None = None,
+        suggestion: str = "",
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
+        super().__init__(path, columns, info, max_bytes, suggestion)
+        self.schema = arrow_schema(columns)
+        self.row_group_rows = row_group_rows
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
+        # Pending data is kept as Arrow record batches (compact columnar buffers), not Python rows.
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+
+    def _record_batch(self, batch: Batch) -> pa.RecordBatch:
+        columns = list(zip(*batch, strict=True)) if batch else [() for _ in self.columns]
+        arrays = []
+        for column, values, field in zip(self.columns, columns, self.schema, strict=True):
+            if column.kind == Kind.DECIMAL:
+                values = tuple(_money(v) for v in values)
+            elif column.kind == Kind.TIMESTAMP:
+                values = tuple(_timestamp(v) for v in values)
+            arrays.append(pa.array(values, type=field.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def write(self, batch: Batch) -> None:
+        if not batch:
+            return
+        self._pending.append(self._record_batch(batch))
+        self._pending_rows += len(batch)
+        self.rows += len(batch)
+        if self._pending_rows >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        self._pending, self._pending_rows = [], 0
+        self._writer.write_table(table, row_group_size=self.row_group_rows)
+        self.check_size(self._sink.tell())
+
+    def finish(self, details: list[tuple[str, str]]) -> None:
+        self._flush()
+        self._writer.close()
+        self._sink.close()
+        self.final_size()
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()

@@ -1,0 +1,197 @@
+"""JSON Lines and CSV: one pass, one encoded chunk per batch, exact byte counting.
+
+Batches are encoded column by column: for the common case (a column without nulls) the C-level
+``map`` of a built-in encoder does the work, which is what keeps these writers near the speed of
+the bare ``json``/``csv`` modules while still producing typed output (ISO timestamps, money as
+decimal strings, JSON embedded as JSON, no NaN, no spreadsheet formulas).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from itertools import repeat
+from json.encoder import encode_basestring_ascii
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from agentcore.exports.schema import Batch, Column, Kind
+from agentcore.exports.writers.base import ReportInfo, Writer, iso
+
+Encoder = Callable[[Any], Any]
+_BUFFER = 1 << 20
+_NON_FINITE = frozenset({"nan", "inf", "-inf"})
+_BOOLS = {True: "true", False: "false"}
+
+
+def _json_string(value: Any) -> str:
+    return str(encode_basestring_ascii(value if isinstance(value, str) else str(value)))
+
+
+def _json_float(value: Any) -> str:
+    number = float(value)
+    return repr(number) if math.isfinite(number) else "null"  # JSON has no NaN/Infinity
+
+
+def _json_raw(value: Any) -> str:
+    # JSON columns arrive as JSON text from the database; anything else is serialised here.
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _decimal(value: Any) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _encode(values: Sequence[Any], slow: Encoder, fast: Encoder | None, null: Any) -> list[Any]:
+    """One column of a batch: `fast` mapped in C when there is no null, else `slow` per value."""
+    if fast is not None and None not in values:
+        try:
+            return list(map(fast, values))
+        except (TypeError, ValueError):  # an unexpected type: the careful path handles it
+            pass
+    return [null if v is None else slow(v) for v in values]
+
+
+def _floats(values: Sequence[Any], slow: Encoder, bad: str) -> list[Any]:
+    out = _encode(values, slow, float.__repr__, bad if bad else None)
+    if _NON_FINITE.isdisjoint(out):
+        return out
+    return [bad if v in _NON_FINITE else v for v in out]
+
+
+# (per-value encoder, C-level encoder for null-free columns or None)
+_JSON: dict[Kind, tuple[Encoder, Encoder | None]] = {
+    Kind.STRING: (_json_string, encode_basestring_ascii),
+    Kind.INT: (lambda v: str(int(v)), int.__repr__),
+    Kind.FLOAT: (_json_float, None),
+    Kind.BOOL: (lambda v: "true" if v else "false", _BOOLS.__getitem__),
+    Kind.TIMESTAMP: (lambda v: '"' + iso(v) + '"', None),
+    Kind.DECIMAL: (lambda v: '"' + _decimal(v) + '"', None),
+    Kind.JSON: (_json_raw, None),
+}
+
+
+class JsonLinesWriter(Writer):
+    """One JSON object per line (RFC 8259 values, UTF-8, "\\n"); money as decimal strings."""
+
+    def __init__(
+        self,
+        path: Path,
+        columns: tuple[Column, ...],
+        info: ReportInfo,
+        max_bytes: int | None = None,
+        suggestion: str = "",
+    ) -> None:
+        super().__init__(path, columns, info, max_bytes, suggestion)
+        self._file: BinaryIO = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish/abort
+        self._bytes = 0
+        self._prefixes = [("{" if i == 0 else ",") + json.dumps(c.name) + ":" for i, c in enumerate(columns)]
+
+    def _column(self, i: int, values: Sequence[Any]) -> list[str]:
+        kind = self.columns[i].kind
+        slow, fast = _JSON[kind]
+        encoded = _floats(values, slow, "null") if kind == Kind.FLOAT else _encode(values, slow, fast, "null")
+        return list(map(self._prefixes[i].__add__, encoded))
+
+    def write(self, batch: Batch) -> None:
+        if not batch:
+            return
+        columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
+        data = ("}\n".join(map("".join, zip(*columns, strict=True))) + "}\n").encode("utf-8")
+        self._file.write(data)
+        self._bytes += len(data)
+        self.rows += len(batch)
+        self.check_size(self._bytes)
+
+    def finish(self, details: list[tuple[str, str]]) -> None:
+        self._file.close()
+        self.final_size()
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_string(value: Any) -> Any:
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv_strings(values: Sequence[Any]) -> list[Any]:
+    # Spreadsheets execute cells starting like a formula (CSV injection, OWASP): neutralise them.
+    if None not in values:
+        try:
+            risky = list(map(str.startswith, values, repeat(_FORMULA_START)))
+        except TypeError:
+            risky = [True]
+        if not any(risky):
+            return list(values)
+    return [None if v is None else _csv_string(v) for v in values]
+
+
+_CSV: dict[Kind, tuple[Encoder, Encoder | None]] = {
+    Kind.BOOL: (lambda v: "true" if v else "false", _BOOLS.__getitem__),
+    Kind.TIMESTAMP: (iso, None),
+    Kind.DECIMAL: (_decimal, None),
+    Kind.JSON: (_json_raw, None),
+}
+
+
+class CsvWriter(Writer):
+    """RFC 4180 CSV with a header row, UTF-8, CRLF line ends (what csv.writer and Excel expect)."""
+
+    def __init__(
+        self,
+        path: Path,
+        columns: tuple[Column, ...],
+        info: ReportInfo,
+        max_bytes: int | None = None,
+        suggestion: str = "",
+    ) -> None:
+        super().__init__(path, columns, info, max_bytes, suggestion)
+        self._file: BinaryIO = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish/abort
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text)
+        self._bytes = 0
+        self._csv.writerow([c.name for c in columns])
+        self._flush()
+
+    def _column(self, i: int, values: Sequence[Any]) -> Sequence[Any]:
+        kind = self.columns[i].kind
+        if kind == Kind.STRING:
+            return _csv_strings(values)
+        if kind == Kind.FLOAT:
+            return _floats(values, lambda v: repr(float(v)), "")
+        if kind in _CSV:
+            slow, fast = _CSV[kind]
+            return _encode(values, slow, fast, None)
+        return values
+
+    def _flush(self) -> None:
+        data = self._text.getvalue().encode("utf-8")
+        self._text.seek(0)
+        self._text.truncate()
+        self._file.write(data)
+        self._bytes += len(data)
+
+    def write(self, batch: Batch) -> None:
+        if not batch:
+            return
+        columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
+        self._csv.writerows(zip(*columns, strict=True))
+        self._flush()
+        self.rows += len(batch)
+        self.check_size(self._bytes)
+
+    def finish(self, details: list[tuple[str, str]]) -> None:
+        self._file.close()
+        self.final_size()
+
+    def abort(self) -> None:
+        self._file.close()

@@ -1,0 +1,208 @@
+"""The export pipeline on SQLite: every type at every level, filters in SQL, estimates, and leak
+checks over every format."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import pytest
+from sqlalchemy import insert
+
+from agentcore.api.exports import ExportFormat, ExportJobSpec, ExportType, PrivacyLevel
+from agentcore.exports import pipeline
+from agentcore.exports.redaction import Pseudonymizer
+from agentcore.exports.rules import PII_STANDARD
+from agentcore.exports.sources import SourceContext, SourceError
+from agentcore.exports.writers import ExportTooLarge
+from agentcore.storage.db import make_engine, session_factory
+from agentcore.storage.migrate import upgrade
+from agentcore.storage.tables import AuditEntry
+from agentcore.storage.trajectories import TrajectoryRepository
+from tests.exports_support import PII_AGENT, audit_rows, leaked, read_rows, trainingjob, trajectory_rows
+
+NS = "team-a"
+JOB1, JOB2 = str(uuid.uuid4()), str(uuid.uuid4())
+KEY = secrets.token_bytes(32)
+
+
+@pytest.fixture(scope="module")
+async def engine(tmp_path_factory):
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'x.db'}")
+    await upgrade(engine)
+    repo = TrajectoryRepository(session_factory(engine))
+    await repo.add_batch(trajectory_rows(NS, JOB1, "job-one"))
+    await repo.add_batch(trajectory_rows(NS, JOB2, "job-two", iterations=4, agent="agent-b"))
+    await repo.add_batch(trajectory_rows("other-tenant", str(uuid.uuid4()), "theirs"))
+    async with engine.begin() as conn:
+        await conn.execute(insert(AuditEntry).values(audit_rows(NS)))
+    yield engine
+    await engine.dispose()
+
+
+def context(engine, export_type, fmt="json", level="full", **config) -> SourceContext:
+    spec = ExportJobSpec.model_validate(
+        {"exportType": export_type, "config": {"format": fmt, "privacyLevel": level, **config}}
+    )
+    jobs = [
+        trainingjob(NS, "job-one", JOB1),
+        trainingjob(NS, "job-two", JOB2, phase="Failed", reason="BudgetExceeded", costUsd="10.00"),
+    ]
+    jobs[1]["spec"]["agentId"] = "agent-b"
+    jobs[1]["metadata"]["labels"] = {}
+    trainer = {"job-two": {"status": {"failed": 2}}}
+    return SourceContext(NS, spec, engine, jobs, trainer)
+
+
+async def export(ctx: SourceContext, tmp_path, rule=PII_STANDARD, key=KEY) -> tuple[bytes, pipeline.Written]:
+    level = ctx.config.privacy_level
+    prepared = await pipeline.prepare(ctx, "Test export", None if level == PrivacyLevel.FULL else rule, key)
+    path = tmp_path / f"{uuid.uuid4().hex}.{ctx.config.format.value}"
+    written = await pipeline.write(prepared, ctx.config.format, path)
+    return path.read_bytes(), written
+
+
+async def test_full_trajectories_stream_all_rows_of_the_tenant_only(engine, tmp_path):
+    data, written = await export(context(engine, "trajectories", "json"), tmp_path)
+    rows = read_rows("json", data)
+    assert written.rows == len(rows) == 12 * 8 + 4 * 8
+    assert {r["job_name"] for r in rows} == {"job-one", "job-two"}
+    assert rows[0]["query"].startswith("I am") and isinstance(rows[0]["steps"], list)
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({"filters": {"agentIds": ["agent-b"]}}, 32),
+        ({"filters": {"jobIds": ["job-one"]}}, 96),
+        ({"filters": {"jobIds": [JOB2]}}, 32),
+        ({"filters": {"success": True}}, None),
+        ({"filters": {"minConfidence": 0.5}}, None),
+        ({"filters": {"segments": ["early_adopters"]}}, 96),
+        ({"dateRange": {"start": "2026-01-01T00:02:00Z", "end": "2026-01-01T00:03:59Z"}}, 32),
+    ],
+)
+async def test_filters_apply(engine, tmp_path, config, expected):
+    data, _ = await export(context(engine, "trajectories", "csv", **config), tmp_path)
+    rows = read_rows("csv", data)
+    if expected is not None:
+        assert len(rows) == expected
+    if "success" in config.get("filters", {}):
+        assert rows and all(r["success"] == "true" for r in rows)
+    if "minConfidence" in config.get("filters", {}):
+        assert rows and all(float(r["reward"]) >= 0.5 for r in rows)
+
+
+async def test_anonymized_trajectories_hash_agent_and_drop_free_text(engine, tmp_path):
+    data, written = await export(context(engine, "trajectories", "parquet", "anonymized"), tmp_path)
+    rows = read_rows("parquet", data)
+    assert {"query", "steps"}.isdisjoint(rows[0])
+    hasher = Pseudonymizer(KEY)
+    assert {r["agent_id"] for r in rows} == {hasher(PII_AGENT), hasher("agent-b")}
+    assert {"agent.id", "trajectory.query", "trajectory.steps", "trajectory.error"} <= set(
+        written.fields_redacted
+    )
+
+
+async def test_telemetry_buckets_by_resolution(engine, tmp_path):
+    data, _ = await export(context(engine, "telemetry_dump", "json", telemetryResolution=5), tmp_path)
+    rows = [r for r in read_rows("json", data) if r["job_name"] == "job-one"]
+    assert [(r["iteration_start"], r["iteration_end"], r["trajectories"]) for r in rows] == [
+        (0, 4, 40),
+        (5, 9, 40),
+        (10, 11, 16),
+    ]
+    assert 0 <= rows[0]["success_rate"] <= 1 and rows[2]["errors"] == 2
+
+
+async def test_aggregated_suppresses_groups_below_k(engine, tmp_path):
+    ctx = context(engine, "trajectories", "json", "aggregated", telemetryResolution=5, kAnonymity=20)
+    data, written = await export(ctx, tmp_path)
+    rows = read_rows("json", data)
+    assert rows and all(r["trajectories"] >= 20 for r in rows)
+    assert written.rows_filtered == 1  # job-one's last bucket holds 16 trajectories
+
+
+@pytest.mark.parametrize("export_type", [t.value for t in ExportType])
+async def test_every_type_at_every_level(engine, tmp_path, export_type):
+    for level in PrivacyLevel:
+        data, written = await export(context(engine, export_type, "json", level.value), tmp_path)
+        rows = read_rows("json", data)
+        if level == PrivacyLevel.SUMMARY:
+            assert rows and set(rows[0]) == {"metric", "value"}, export_type
+        elif level == PrivacyLevel.AGGREGATED and export_type in ("project_summary", "reliability_report"):
+            # Grouped by phase / outcome: two jobs in two groups, each below k=5.
+            assert rows == [] and written.rows_filtered == 2
+        else:
+            assert rows, (export_type, level)
+
+
+async def test_project_summary_columns_follow_the_include_flags(engine, tmp_path):
+    ctx = context(
+        engine,
+        "project_summary",
+        "json",
+        includeTelemetry=True,
+        includeReliability=True,
+        includePersonas=True,
+    )
+    rows = read_rows("json", (await export(ctx, tmp_path))[0])
+    one = next(r for r in rows if r["job_name"] == "job-one")
+    assert one["cost_usd"] == "1.25" and one["trajectories_stored"] == 96 and one["p_value"] == 0.01
+    assert one["learning_rate"] == 0.0001
+    two = next(r for r in rows if r["job_name"] == "job-two")
+    assert two["budget_exceeded"] is True
+
+
+async def test_reliability_counts_retries_and_errors(engine, tmp_path):
+    rows = read_rows("json", (await export(context(engine, "reliability_report", "json"), tmp_path))[0])
+    two = next(r for r in rows if r["job_name"] == "job-two")
+    assert two["retries"] == 2 and two["error_trajectories"] == 4 and two["phase"] == "Failed"
+
+
+async def test_node_comparison_resolves_jobs_and_checkpoints(engine, tmp_path):
+    ctx = context(engine, "node_comparison", "json", nodeIds=["job-one", "job-one/job-one-ckpt-6", JOB2])
+    rows = read_rows("json", (await export(ctx, tmp_path))[0])
+    assert [(r["node_id"], r["node_kind"], r["iteration"]) for r in rows] == [
+        ("job-one", "job", 12),
+        ("job-one/job-one-ckpt-6", "checkpoint", 6),
+        (JOB2, "job", 12),
+    ]
+    assert rows[1]["trajectories"] == 7 * 8 and rows[1]["validation_score"] == 0.5
+    with pytest.raises(SourceError, match="nope"):
+        await export(context(engine, "node_comparison", "json", nodeIds=["nope"]), tmp_path)
+
+
+async def test_too_large_is_refused_before_writing(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "max_bytes", lambda fmt: 10_000)
+    ctx = context(engine, "trajectories", "json")
+    with pytest.raises(ExportTooLarge) as exc:
+        await pipeline.prepare(ctx, "x", None, None)
+    assert not exc.value.during and exc.value.size_bytes > 10_000
+    assert exc.value.suggestion.startswith("Apply filters or reduce telemetry resolution")
+
+
+def test_file_names_are_sanitised():
+    assert pipeline.file_name("Weekly Report Export", ExportFormat.EXCEL) == "Weekly_Report_Export.xlsx"
+    assert pipeline.file_name("../../etc/passwd", ExportFormat.CSV) == "etc_passwd.csv"
+    assert pipeline.file_name("¡¡", ExportFormat.PDF) == "export.pdf"
+
+
+@pytest.mark.parametrize("fmt", [f.value for f in ExportFormat])
+@pytest.mark.parametrize("level", ["anonymized", "aggregated", "summary"])
+async def test_no_planted_pii_leaves_protected_exports(engine, tmp_path, fmt, level):
+    for export_type in ExportType:
+        data, _ = await export(context(engine, export_type.value, fmt, level, kAnonymity=2), tmp_path)
+        assert leaked(fmt, data) == [], (export_type, fmt, level)
+
+
+async def test_full_level_keeps_the_planted_values(engine, tmp_path):
+    data, _ = await export(context(engine, "trajectories", "csv"), tmp_path)
+    assert PII_AGENT in leaked("csv", data)  # the leak check itself would notice a leak
+
+
+@pytest.mark.parametrize("fmt", ["excel", "pdf"])
+async def test_report_details_do_not_echo_filter_values_below_full(engine, tmp_path, fmt):
+    ctx = context(engine, "trajectories", fmt, "anonymized", filters={"agentIds": [PII_AGENT]})
+    data, written = await export(ctx, tmp_path)
+    assert written.rows == 96 and leaked(fmt, data) == []

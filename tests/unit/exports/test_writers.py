@@ -1,0 +1,204 @@
+"""Each writer, read back with a real reader; size limits; bounded memory."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pypdf
+import pytest
+
+from agentcore.api.exports import ExportFormat
+from agentcore.exports.schema import ChartSpec, Column, Kind
+from agentcore.exports.writers import ExportTooLarge, ReportInfo, open_writer, writer_class
+from agentcore.exports.writers.excel import ExcelWriter
+
+COLUMNS = (
+    Column("trajectory_id", Kind.STRING, "trajectory.id"),
+    Column("iteration", Kind.INT, "trajectory.iteration"),
+    Column("reward", Kind.FLOAT, "trajectory.reward"),
+    Column("success", Kind.BOOL, "trajectory.success"),
+    Column("created_at", Kind.TIMESTAMP, "trajectory.created_at"),
+    Column("cost_usd", Kind.DECIMAL, "job.cost_usd"),
+    Column("steps", Kind.JSON, "trajectory.steps"),
+    Column("note", Kind.STRING, "trajectory.note"),
+)
+BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+INFO = ReportInfo(
+    "Reward report",
+    [("Export type", "trajectories")],
+    ChartSpec("Reward per iteration", "iteration", "reward"),
+)
+
+
+def row(i: int) -> tuple:
+    return (
+        f"t-{i}",
+        i // 10,
+        i / 100,
+        i % 2 == 0,
+        BASE + dt.timedelta(seconds=i),
+        Decimal("12.50"),
+        json.dumps([{"tool": "search", "n": i}]),
+        None if i % 3 else f"note {i}",
+    )
+
+
+ROWS = [row(i) for i in range(250)]
+
+
+def write(fmt: ExportFormat, path: Path, rows=ROWS, columns=COLUMNS, max_bytes=None, batch=100) -> Path:
+    writer = open_writer(fmt, path, columns, INFO, max_bytes, "Apply filters")
+    for start in range(0, len(rows), batch):
+        writer.write(rows[start : start + batch])
+    writer.finish([("Rows filtered", "0")])
+    assert writer.rows == len(rows)
+    return path
+
+
+def test_json_lines(tmp_path):
+    lines = write(ExportFormat.JSON, tmp_path / "x.json").read_text().splitlines()
+    assert len(lines) == 250
+    first = json.loads(lines[0])
+    assert first == {
+        "trajectory_id": "t-0",
+        "iteration": 0,
+        "reward": 0.0,
+        "success": True,
+        "created_at": "2026-01-01T00:00:00Z",
+        "cost_usd": "12.50",  # money stays a decimal string
+        "steps": [{"tool": "search", "n": 0}],  # JSON embedded as JSON, not as a string
+        "note": "note 0",
+    }
+    assert json.loads(lines[1])["note"] is None
+
+
+def test_json_non_finite_floats_become_null(tmp_path):
+    cols = (Column("x", Kind.FLOAT, "x"),)
+    path = write(ExportFormat.JSON, tmp_path / "x.json", [(math.nan,), (math.inf,), (1.5,)], cols)
+    assert [json.loads(line)["x"] for line in path.read_text().splitlines()] == [None, None, 1.5]
+
+
+def test_csv(tmp_path):
+    with open(write(ExportFormat.CSV, tmp_path / "x.csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 250
+    assert rows[3] == {
+        "trajectory_id": "t-3",
+        "iteration": "0",
+        "reward": "0.03",
+        "success": "false",
+        "created_at": "2026-01-01T00:00:03Z",
+        "cost_usd": "12.50",
+        "steps": '[{"tool": "search", "n": 3}]',
+        "note": "note 3",
+    }
+
+
+def test_csv_neutralises_formulas(tmp_path):
+    cols = (Column("q", Kind.STRING, "q"),)
+    path = write(ExportFormat.CSV, tmp_path / "x.csv", [("=HYPERLINK(1)",), ("@SUM(A1)",), ("plain",)], cols)
+    assert path.read_text().splitlines()[1:] == ["'=HYPERLINK(1)", "'@SUM(A1)", "plain"]
+
+
+def test_parquet_explicit_schema_and_row_groups(tmp_path):
+    cols = (*COLUMNS, Column("always_null", Kind.FLOAT, "x"))
+    rows = [(*r, None) for r in ROWS]
+    writer = writer_class(ExportFormat.PARQUET)(tmp_path / "x.parquet", cols, INFO, None, "")
+    writer.row_group_rows = 100  # type: ignore[attr-defined]
+    for start in range(0, 250, 50):
+        writer.write(rows[start : start + 50])
+    writer.finish([])
+    meta = pq.ParquetFile(tmp_path / "x.parquet").metadata
+    assert meta.num_rows == 250 and meta.num_row_groups == 3
+    table = pq.read_table(tmp_path / "x.parquet")
+    assert table.schema.field("always_null").type == pa.float64()  # not inferred as null
+    assert table.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("cost_usd").type == pa.decimal128(38, 10)
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["cost_usd"] == Decimal("12.5") and first["success"] is True
+    assert first["created_at"] == BASE
+
+
+def test_excel_summary_sheet_types_and_no_formulas(tmp_path):
+    rows = [*ROWS[:3], ("=1+1", 1, 0.5, True, BASE, Decimal("1"), "[]", None)]
+    path = write(ExportFormat.EXCEL, tmp_path / "x.xlsx", rows)
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == ["Summary", "Reward report"]
+    summary = list(book["Summary"].iter_rows(values_only=True))
+    assert summary[0][0] == "Reward report" and ("Export type", "trajectories") in summary
+    data = list(book["Reward report"].iter_rows(values_only=True))
+    assert data[0] == tuple(c.name for c in COLUMNS)
+    assert data[1][:6] == ("t-0", 0, 0, True, dt.datetime(2026, 1, 1), 12.5)
+    assert data[4][0] == "=1+1"  # a string, not a formula
+
+
+def test_excel_continues_on_a_new_sheet_past_the_row_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(ExcelWriter, "max_sheet_rows", 101)  # 100 data rows + header per sheet
+    path = write(ExportFormat.EXCEL, tmp_path / "x.xlsx")
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == ["Summary", "Reward report", "Reward report (2)", "Reward report (3)"]
+    counts = [book[name].max_row - 1 for name in book.sheetnames[1:]]
+    assert counts == [100, 100, 50]
+    assert next(book["Reward report (3)"].iter_rows(min_row=2, values_only=True))[0] == "t-200"
+
+
+def test_pdf_report_has_title_tables_and_a_chart(tmp_path):
+    path = write(ExportFormat.PDF, tmp_path / "x.pdf")
+    reader = pypdf.PdfReader(path)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "Reward report" in text and "Export details" in text and "Column statistics" in text
+    assert "Reward per iteration" in text and "First 100 of 250 rows" in text
+    assert "t-99" in text and "t-100" not in text.replace("t-100 ", "")
+    stream = reader.pages[0].get_contents()
+    assert stream is not None
+    content = stream.get_data().decode("latin-1")
+    assert content.count(" l") > 10  # the chart's line segments (polyline + axes + grid)
+
+
+def test_pdf_bar_chart_of_counts(tmp_path):
+    cols = (Column("action", Kind.STRING, "a"),)
+    info = ReportInfo("Audit", [], ChartSpec("Entries per action", "action", "action", "bar", count=True))
+    writer = open_writer(ExportFormat.PDF, tmp_path / "x.pdf", cols, info)
+    writer.write([("create",), ("create",), ("delete",)])
+    writer.finish([])
+    text = pypdf.PdfReader(tmp_path / "x.pdf").pages[0].extract_text()
+    assert "Entries per action" in text and "create" in text
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET])
+def test_size_limit_enforced_while_writing(tmp_path, fmt):
+    many = [row(i) for i in range(60_000)]
+    with pytest.raises(ExportTooLarge) as exc:
+        write(fmt, tmp_path / "x.out", many, max_bytes=200_000, batch=5_000)
+    assert exc.value.during and exc.value.max_bytes == 200_000 and exc.value.suggestion == "Apply filters"
+
+
+def test_size_limit_checked_on_the_final_file(tmp_path):
+    with pytest.raises(ExportTooLarge):
+        write(ExportFormat.EXCEL, tmp_path / "x.xlsx", max_bytes=1_000)
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET])
+def test_memory_does_not_grow_with_rows(tmp_path, fmt):
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        writer = open_writer(fmt, tmp_path / f"m{n}", COLUMNS, INFO)
+        for start in range(0, n, 1_000):
+            writer.write([row(i) for i in range(start, min(n, start + 1_000))])
+        writer.finish([])
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    # Ten times the rows, about the same peak (bench/export.py measures RSS at a million rows).
+    small, large = peak(3_000), peak(30_000)
+    assert large < small * 1.5 + 1_000_000, (small, large)
