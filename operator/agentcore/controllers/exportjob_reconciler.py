@@ -22,11 +22,11 @@ from prometheus_client import Counter, Histogram
 from agentcore.api.exports import ExportPhase, PrivacyLevel
 from agentcore.controllers import exportjob_children as children
 from agentcore.controllers.config import OperatorConfig
+from agentcore.controllers.events import post_event
 from agentcore.controllers.exportjob_decide import Event, Slot, changed_fields, decide, plan_queue
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
 from agentcore.kube.client import (
-    EVENTS,
     EXPORTJOB_RESOURCE,
     JOBS,
     SECRETS,
@@ -193,29 +193,4 @@ class ExportJobReconciler:
 
     # -- events ------------------------------------------------------------------------------------
     async def post_event(self, ej: Obj, event: Event) -> None:
-        now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        meta = ej["metadata"]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": ej["apiVersion"],
-                "kind": ej["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": event.reason[:128],
-            "message": event.message[:1024],
-            "type": event.type,
-            "source": {"component": "agentcore-operator"},
-            "reportingComponent": "agentcore-operator",
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.kube.create(EVENTS, body, meta["namespace"])
-        except ApiError as exc:
-            log.warning("could not post Event %s: %s", event.reason, exc)
+        await post_event(self.kube, ej, event.type, event.reason, event.message, self.clock())

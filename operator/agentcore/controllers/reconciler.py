@@ -17,10 +17,11 @@ from agentcore.api.training import MIN_TRAINING_QUERIES, TrainingPhase
 from agentcore.controllers import children
 from agentcore.controllers.config import OperatorConfig
 from agentcore.controllers.decide import Notification, decide
+from agentcore.controllers.events import post_event
 from agentcore.controllers.status import changed_fields
 from agentcore.controllers.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, load_queries
-from agentcore.kube.client import EVENTS, JOBS, SECRETS, SERVICEACCOUNTS, ApiError, KubeClient, Resource
+from agentcore.kube.client import JOBS, SECRETS, SERVICEACCOUNTS, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
 log = logging.getLogger("agentcore.operator")
@@ -239,32 +240,7 @@ class TrainingJobReconciler:
         return base64.b64decode(value) if value else None
 
     async def post_event(self, tj: Obj, kind: str, reason: str, message: str) -> None:
-        now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-        meta = tj["metadata"]
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": tj["apiVersion"],
-                "kind": tj["kind"],
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": reason[:128],
-            "message": message[:1024],
-            "type": kind,
-            "source": {"component": "agentcore-operator"},
-            "reportingComponent": "agentcore-operator",
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.kube.create(EVENTS, event, meta["namespace"])
-        except ApiError as exc:
-            log.warning("could not post Event %s: %s", reason, exc)
+        await post_event(self.kube, tj, kind, reason, message, self.clock())
 
 
 def _progress_of(note: Notification) -> int:
