@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, Self
 
 from pydantic import (
     AwareDatetime,
@@ -75,6 +75,26 @@ CANCEL_IRREVERSIBLE = CelRule(
     message="cancel.requested cannot be reverted once it has been set to true",
     field_path=".cancel",
 )
+
+
+class Phase(StrEnum):
+    """Base of lifecycle phases: capitalised as Kubernetes phases are, lower case in the APIs."""
+
+    @property
+    def api_value(self) -> str:
+        """The APIs' ``status`` value, e.g. ``Running`` -> ``running``."""
+        return self.value.lower()
+
+    @classmethod
+    def from_api_value(cls, value: str) -> Self:
+        return cls(value.capitalize())
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.value in _TERMINAL_PHASES
+
+
+_TERMINAL_PHASES = frozenset({"Completed", "Failed", "Cancelled"})
 
 
 class CamelModel(BaseModel):

@@ -19,6 +19,7 @@ from agentcore.api.common import (
     CancelRequest,
     CelRule,
     Condition,
+    Phase,
     Timestamp,
     cel_rules,
 )
@@ -87,7 +88,7 @@ PRIVACY_LEVEL_DESCRIPTIONS: dict[PrivacyLevel, str] = {
 }
 
 
-class ExportPhase(StrEnum):
+class ExportPhase(Phase):
     """Lifecycle phase of an ExportJob; the REST API reports it in lower case (``api_value``)."""
 
     PENDING = "Pending"
@@ -95,19 +96,6 @@ class ExportPhase(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
-
-    @property
-    def api_value(self) -> str:
-        """The spec's ``status`` value: pending, running, completed, failed or cancelled."""
-        return self.value.lower()
-
-    @classmethod
-    def from_api_value(cls, value: str) -> ExportPhase:
-        return cls(value.capitalize())
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (ExportPhase.COMPLETED, ExportPhase.FAILED, ExportPhase.CANCELLED)
 
 
 class FormatInfo(CamelModel):

@@ -26,6 +26,7 @@ from agentcore.api.common import (
     Condition,
     KeySelector,
     Money,
+    Phase,
     Timestamp,
     cel_rules,
 )
@@ -65,7 +66,7 @@ class LossType(StrEnum):
     DR_GRPO = "dr_grpo"
 
 
-class TrainingPhase(StrEnum):
+class TrainingPhase(Phase):
     """Lifecycle phase of a TrainingJob, capitalised as Kubernetes phases are.
 
     The JSON-RPC API reports the same value in lower case (``Running`` -> ``running``); use
@@ -77,19 +78,6 @@ class TrainingPhase(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
-
-    @property
-    def api_value(self) -> str:
-        """The spec's ``status`` value: queued, running, completed, failed or cancelled."""
-        return self.value.lower()
-
-    @classmethod
-    def from_api_value(cls, value: str) -> TrainingPhase:
-        return cls(value.capitalize())
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (TrainingPhase.COMPLETED, TrainingPhase.FAILED, TrainingPhase.CANCELLED)
 
 
 class WebhookEvent(StrEnum):
