@@ -3,10 +3,10 @@ batch/v1 Job. Pure functions from the TrainingJob to manifests."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from agentcore.api.common import GROUP
+from agentcore.controllers import manifests
 from agentcore.controllers.config import OperatorConfig
 
 LABEL_TRAININGJOB = f"{GROUP}/trainingjob"
@@ -25,14 +25,7 @@ def child_name(tj: Obj) -> str:
 
 
 def owner_reference(tj: Obj) -> Obj:
-    return {
-        "apiVersion": tj["apiVersion"],
-        "kind": tj["kind"],
-        "name": tj["metadata"]["name"],
-        "uid": tj["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return manifests.owner_reference(tj)
 
 
 def _meta(tj: Obj, extra_labels: dict[str, str] | None = None) -> Obj:
@@ -91,19 +84,11 @@ def _data_refs(tj: Obj) -> dict[str, set[str]]:
 
 
 def role_binding(tj: Obj) -> Obj:
-    name = child_name(tj)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _meta(tj),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": tj["metadata"]["namespace"]}],
-    }
+    return manifests.role_binding(_meta(tj))
 
 
 def secret(tj: Obj, config: OperatorConfig) -> Obj:
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in config.trainer_secret_data().items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(tj), "type": "Opaque", "data": data}
+    return manifests.credentials_secret(_meta(tj), config)
 
 
 def kueue_managed(tj: Obj) -> bool:

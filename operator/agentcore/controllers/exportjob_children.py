@@ -9,11 +9,11 @@ rule ConfigMap by name (only below the full level).
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from agentcore.api.common import GROUP
 from agentcore.api.exports import PrivacyLevel
+from agentcore.controllers import manifests
 from agentcore.controllers.config import OperatorConfig
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.rules import BUILTIN_RULES
@@ -38,14 +38,7 @@ def export_id(ej: Obj) -> str:
 
 
 def owner_reference(ej: Obj) -> Obj:
-    return {
-        "apiVersion": ej["apiVersion"],
-        "kind": ej["kind"],
-        "name": ej["metadata"]["name"],
-        "uid": ej["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return manifests.owner_reference(ej)
 
 
 def _meta(ej: Obj) -> Obj:
@@ -106,20 +99,12 @@ def role(ej: Obj) -> Obj:
 
 
 def role_binding(ej: Obj) -> Obj:
-    name = child_name(ej)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _meta(ej),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ej["metadata"]["namespace"]}],
-    }
+    return manifests.role_binding(_meta(ej))
 
 
 def secret(ej: Obj, config: OperatorConfig) -> Obj:
     """Database and object store access, as for trainer pods."""
-    data = {k: base64.b64encode(v.encode()).decode() for k, v in config.trainer_secret_data().items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(ej), "type": "Opaque", "data": data}
+    return manifests.credentials_secret(_meta(ej), config)
 
 
 def _container(ej: Obj, settings: ExportSettings) -> Obj:
