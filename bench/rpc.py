@@ -97,10 +97,10 @@ class StaticKube:
 
 
 def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None = None) -> None:
-    from agentcore.apiserver import logs
-    from agentcore.apiserver.app import create_app
-    from agentcore.apiserver.settings import Settings
-    from agentcore.rpc.ratelimit import SPEC_LIMITS, RateLimit
+    from agentcore.server import logs
+    from agentcore.server.app import create_app
+    from agentcore.server.ratelimit import SPEC_LIMITS, RateLimit
+    from agentcore.server.settings import Settings
 
     logs.configure("INFO", stream=(state / "access.log").open("a"))  # open as long as the server runs
     settings = Settings(
@@ -113,7 +113,7 @@ def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None 
 
 
 def serve_bare(port: int) -> None:
-    from agentcore.rpc.jobs import status_view
+    from agentcore.server.jsonrpc.jobs import status_view
 
     status = status_view(trainingjob(0))  # the same result shape, built once before serving
 

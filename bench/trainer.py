@@ -30,14 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from agentcore_trainer.algorithm.grpo import STD_EPS, TIE_TOL, AlgoConfig, group_advantages
+from agentcore_trainer.algorithm.trainer import Trainer
 from agentcore_trainer.datasets import generate
-from agentcore_trainer.environment import ACTIONS, Observation, ToolUseEnvironment
-from agentcore_trainer.evaluation import evaluate
-from agentcore_trainer.grpo import STD_EPS, TIE_TOL, AlgoConfig, group_advantages
-from agentcore_trainer.loop import Trainer
-from agentcore_trainer.policy import builtin_policy, tokenize
+from agentcore_trainer.environments.rollout import Episode, rollout
+from agentcore_trainer.environments.tooluse import ACTIONS, Observation, ToolUseEnvironment
+from agentcore_trainer.evaluation.metrics import evaluate
+from agentcore_trainer.policies.builtin import builtin_policy, tokenize
 from agentcore_trainer.rewards import RewardSpec, score_trajectory
-from agentcore_trainer.rollout import Episode, rollout
 
 M64 = (1 << 64) - 1
 MUL_A, MUL_B = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
@@ -46,7 +46,7 @@ REWARDS = RewardSpec.default()
 
 
 # ------------------------------------------------------------------------------------------------
-# Pure-Python policy: the same features and softmax as agentcore_trainer.policy.HashedSoftmaxPolicy
+# Pure-Python policy: the same features and softmax as agentcore_trainer.policies.builtin.HashedSoftmaxPolicy
 
 
 def _hash(text: str) -> int:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from agentcore.apiserver import cli as api_cli
 from agentcore.sdk import cli as jobs_cli
+from agentcore.server import cli as api_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,7 +33,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
 
 
 def _cmd_trainer(args: argparse.Namespace) -> int:
-    from agentcore_trainer.main import run_trainer
+    from agentcore_trainer.runtime.main import run_trainer
 
     return run_trainer(args)
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=api_cli.run)
     jobs_cli.add_parser(sub)
     trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
-    from agentcore_trainer.arguments import add_arguments as add_trainer_arguments
+    from agentcore_trainer.runtime.arguments import add_arguments as add_trainer_arguments
 
     add_trainer_arguments(trainer)
     trainer.set_defaults(func=_cmd_trainer)

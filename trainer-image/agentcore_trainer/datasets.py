@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentcore_trainer.environment import ENTITIES, calculate, run_program, world_value
+from agentcore_trainer.environments.tooluse import ENTITIES, calculate, run_program, world_value
 
 Query = dict[str, Any]
 

@@ -22,7 +22,7 @@ def run_operator(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from agentcore.controllers.config import OperatorConfig
+    from agentcore.controllers.common.config import OperatorConfig
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
@@ -36,8 +36,8 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="0.0.0.0")
-    import agentcore.controllers.exportjob_handlers
-    import agentcore.controllers.handlers  # noqa: F401 - registers the handlers
+    import agentcore.controllers.exportjob.handlers
+    import agentcore.controllers.trainingjob.handlers  # noqa: F401 - registers the handlers
 
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.run(

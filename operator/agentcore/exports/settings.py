@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from agentcore.api.common import GROUP
 from agentcore.api.exports import DEFAULT_RETENTION_SECONDS
-from agentcore.controllers.config import DEFAULT_TRAINER_IMAGE
+from agentcore.controllers.common.config import DEFAULT_TRAINER_IMAGE
 
 LABEL_EXPORTJOB = f"{GROUP}/exportjob"
 LABEL_EXPORT_ID = f"{GROUP}/export-id"

@@ -1,0 +1,39 @@
+"""Manifest pieces every owned child shares, whatever owns it (TrainingJob or ExportJob)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from agentcore.controllers.common.config import OperatorConfig
+
+Obj = dict[str, Any]
+
+
+def owner_reference(owner: Obj) -> Obj:
+    """A controller reference: garbage collection deletes the child with its owner."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def role_binding(meta: Obj) -> Obj:
+    """Binds the Role named like the child to the ServiceAccount named like the child."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
+        "subjects": [{"kind": "ServiceAccount", "name": meta["name"], "namespace": meta["namespace"]}],
+    }
+
+
+def credentials_secret(meta: Obj, config: OperatorConfig) -> Obj:
+    """Database and object-store access for a pod in the owner's namespace."""
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in config.trainer_secret_data().items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}

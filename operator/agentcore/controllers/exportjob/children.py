@@ -1,0 +1,167 @@
+"""The objects an ExportJob owns: the export pod's ServiceAccount, Role, RoleBinding, Secret and
+batch/v1 Job. Pure functions from the ExportJob to manifests.
+
+The Role is cut to what this one export needs: read its ExportJob and write its status (by name),
+list the namespace's TrainingJobs read-only (only for the types built from them), list batch Jobs
+(only reliability_report: retries), read the pseudonymisation key Secret and the custom redaction
+rule ConfigMap by name (only below the full level).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentcore.api.common import GROUP
+from agentcore.api.exports import PrivacyLevel
+from agentcore.controllers.common import manifests
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.exports.keys import KEY_SECRET
+from agentcore.exports.rules import BUILTIN_RULES
+from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings
+from agentcore.exports.sources import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS
+
+EXPORTER_CONTAINER = "exporter"
+INVALID_EXIT_CODE = 2  # a failure the exporter reported; retrying cannot help
+STOPPED_EXIT_CODE = 143  # SIGTERM (cancel, eviction): not the export's fault
+
+Obj = dict[str, Any]
+
+
+def child_name(ej: Obj) -> str:
+    return f"{ej['metadata']['name']}-export"[:63].rstrip("-")
+
+
+def export_id(ej: Obj) -> str:
+    labels = ej["metadata"].get("labels") or {}
+    status = ej.get("status") or {}
+    return str(status.get("exportId") or labels.get(LABEL_EXPORT_ID) or ej["metadata"]["uid"])
+
+
+def owner_reference(ej: Obj) -> Obj:
+    return manifests.owner_reference(ej)
+
+
+def _meta(ej: Obj) -> Obj:
+    return {
+        "name": child_name(ej),
+        "namespace": ej["metadata"]["namespace"],
+        "labels": {
+            LABEL_EXPORTJOB: ej["metadata"]["name"],
+            LABEL_EXPORT_ID: export_id(ej),
+            "app.kubernetes.io/managed-by": "agentcore-operator",
+            "app.kubernetes.io/component": "exporter",
+        },
+        "ownerReferences": [owner_reference(ej)],
+    }
+
+
+def service_account(ej: Obj) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(ej),
+        "automountServiceAccountToken": True,
+    }
+
+
+def role(ej: Obj) -> Obj:
+    name, spec = ej["metadata"]["name"], ej["spec"]
+    config = spec.get("config") or {}
+    rules: list[Obj] = [
+        {"apiGroups": [GROUP], "resources": ["exportjobs"], "resourceNames": [name], "verbs": ["get"]},
+        {
+            "apiGroups": [GROUP],
+            "resources": ["exportjobs/status"],
+            "resourceNames": [name],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    filters = config.get("filters") or {}
+    if spec.get("exportType") in NEEDS_TRAININGJOBS or filters.get("segments") or filters.get("regions"):
+        rules.append({"apiGroups": [GROUP], "resources": ["trainingjobs"], "verbs": ["list"]})
+    if spec.get("exportType") in NEEDS_TRAINER_JOBS:
+        rules.append({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]})
+    if config.get("privacyLevel", PrivacyLevel.ANONYMIZED.value) != PrivacyLevel.FULL.value:
+        rules.append(
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [KEY_SECRET], "verbs": ["get"]}
+        )
+        rule_id = config.get("redactionRule") or ""
+        if rule_id and rule_id not in BUILTIN_RULES:
+            rules.append(
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [rule_id], "verbs": ["get"]}
+            )
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(ej),
+        "rules": rules,
+    }
+
+
+def role_binding(ej: Obj) -> Obj:
+    return manifests.role_binding(_meta(ej))
+
+
+def secret(ej: Obj, config: OperatorConfig) -> Obj:
+    """Database and object store access, as for trainer pods."""
+    return manifests.credentials_secret(_meta(ej), config)
+
+
+def _container(ej: Obj, settings: ExportSettings) -> Obj:
+    meta = ej["metadata"]
+    return {
+        "name": EXPORTER_CONTAINER,
+        "image": settings.image,
+        "command": ["agentcore", "exporter"],
+        "env": [
+            {"name": "AGENTCORE_EXPORT_NAME", "value": meta["name"]},
+            {
+                "name": "AGENTCORE_EXPORT_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {"name": "AGENTCORE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "AGENTCORE_EXPORT_RETENTION_SECONDS", "value": str(settings.retention_seconds)},
+            {"name": "TMPDIR", "value": "/tmp"},
+        ],
+        "envFrom": [{"secretRef": {"name": child_name(ej)}}],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+        },
+    }
+
+
+def job(ej: Obj, settings: ExportSettings) -> Obj:
+    meta = ej["metadata"]
+    pod_labels = {LABEL_EXPORTJOB: meta["name"], LABEL_EXPORT_ID: export_id(ej)}
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "serviceAccountName": child_name(ej),
+        "terminationGracePeriodSeconds": settings.grace_seconds,
+        "containers": [_container(ej, settings)],
+        # The file is written to scratch space before upload: an emptyDir, not the image's disk.
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    exit_rule = {"containerName": EXPORTER_CONTAINER, "operator": "In"}
+    job_spec: Obj = {
+        "backoffLimit": settings.backoff_limit,
+        "activeDeadlineSeconds": settings.active_deadline_seconds,
+        # The ExportJob keeps the outcome; the finished pod need not linger until the file expires.
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "FailJob", "onExitCodes": {**exit_rule, "values": [INVALID_EXIT_CODE]}},
+                {"action": "Ignore", "onExitCodes": {**exit_rule, "values": [STOPPED_EXIT_CODE]}},
+            ]
+        },
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(ej), "spec": job_spec}

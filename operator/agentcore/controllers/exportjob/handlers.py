@@ -1,0 +1,93 @@
+"""kopf wiring for ExportJobs: thin event handlers that reconcile the ExportJob's namespace (its
+tenant queue), and one periodic task for resync and the expiry sweep.
+
+Only event handlers and our own task: kopf adds no finalizer, so deleting an ExportJob deletes its
+Job, pod, RBAC and Secret through owner references (the REST DELETE removes the file first; the
+sweep removes files whose ExportJob went another way). Importing this module registers the handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from agentcore.api.common import GROUP, VERSION
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.exportjob.reconciler import ExportJobReconciler
+from agentcore.exports.settings import LABEL_EXPORTJOB, ExportSettings
+from agentcore.kube import config as kubeconfig
+from agentcore.kube.client import ApiError, KubeClient
+from agentcore.storage.objectstore import ObjectStore, open_store
+
+log = logging.getLogger("agentcore.operator.exports")
+
+
+def operator_store(config: OperatorConfig) -> ObjectStore | None:
+    if not config.object_store:
+        return None
+    if config.object_store.startswith("s3://"):
+        return open_store(
+            config.object_store,
+            endpoint_url=config.s3_endpoint or None,
+            access_key=config.s3_access_key or None,
+            secret_key=config.s3_secret_key or None,
+            region=config.s3_region,
+        )
+    return open_store(config.object_store)
+
+
+@kopf.on.startup()
+async def exports_startup(memo: kopf.Memo, **_: Any) -> None:
+    config = memo.get("config") or OperatorConfig.from_env()
+    settings = ExportSettings.from_env()
+    memo.export_kube = KubeClient(kubeconfig.load())
+    memo.export_reconciler = ExportJobReconciler(memo.export_kube, config, settings, operator_store(config))
+    memo.export_task = asyncio.create_task(
+        _maintain(memo.export_reconciler, config.resync_seconds, settings.sweep_seconds)
+    )
+
+
+@kopf.on.cleanup()
+async def exports_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("export_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if memo.get("export_kube") is not None:
+        await memo.export_kube.close()
+
+
+async def _maintain(reconciler: ExportJobReconciler, resync_every: float, sweep_every: float) -> None:
+    last_sweep = 0.0
+    while True:
+        try:
+            await reconciler.resync()
+            if time.monotonic() - last_sweep >= sweep_every:
+                await reconciler.sweep()
+                last_sweep = time.monotonic()
+        except ApiError as exc:  # e.g. 429 while the apiserver (re)initialises: next round
+            log.warning("export resync/sweep: %s", exc)
+        except Exception:
+            log.exception("export resync/sweep failed")
+        await asyncio.sleep(min(resync_every, sweep_every))
+
+
+@kopf.on.event(GROUP, VERSION, "exportjobs")
+async def exportjob_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Deletions matter too: a deleted export frees a slot in its namespace's queue.
+    if memo.get("export_reconciler") is None:
+        return
+    await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXPORTJOB: kopf.PRESENT})
+async def export_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("export_reconciler") is None:
+        return
+    await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)

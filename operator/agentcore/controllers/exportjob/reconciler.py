@@ -1,0 +1,196 @@
+"""The ExportJob controller's I/O: per namespace (the tenant, whose queue is shared), observe the
+ExportJobs and their Jobs, `plan_queue` + `decide`, then converge — key Secret, children, Job
+suspension on cancel, status (patched only when changed), Events.
+
+The sweep deletes what expired: a Completed export's file and resource after status.output.expiresAt,
+a Failed or Cancelled export's resource after the same retention, and files whose ExportJob is gone
+(deleted with kubectl, say). It runs from the operator's own periodic task, not a kopf timer: a timer
+would make kopf put a finalizer on every ExportJob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from agentcore.api.exports import ExportPhase, PrivacyLevel
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.common.events import post_event
+from agentcore.controllers.exportjob import children
+from agentcore.controllers.exportjob.decide import Event, Slot, changed_fields, decide, plan_queue
+from agentcore.exports.keys import ensure_key_secret
+from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
+from agentcore.kube.client import (
+    EXPORTJOB_RESOURCE,
+    JOBS,
+    SECRETS,
+    SERVICEACCOUNTS,
+    ApiError,
+    KubeClient,
+    Resource,
+)
+from agentcore.storage.objectstore import ObjectStore
+
+log = logging.getLogger("agentcore.operator.exports")
+
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
+
+RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob namespace reconcile latency")
+EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
+
+Obj = dict[str, Any]
+
+
+def _parse(stamp: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+
+
+class ExportJobReconciler:
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: OperatorConfig,
+        settings: ExportSettings,
+        store: ObjectStore | None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.kube, self.config, self.settings, self.store, self.clock = kube, config, settings, store, clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- reconcile -----------------------------------------------------------------------------
+    async def reconcile_namespace(self, namespace: str) -> None:
+        started = time.monotonic()
+        async with self._locks.setdefault(namespace, asyncio.Lock()):
+            try:
+                await self._reconcile_namespace(namespace)
+            except ApiError as exc:
+                if exc.status != 409:  # a concurrent writer: the next event reconciles again
+                    raise
+                log.info("conflict reconciling exports in %s; will retry", namespace)
+            finally:
+                RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    async def _reconcile_namespace(self, namespace: str) -> None:
+        exportjobs = (await self.kube.list(EXPORTJOB_RESOURCE, namespace)).get("items", [])
+        if not exportjobs:
+            return
+        listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
+        jobs = {j["metadata"]["labels"][LABEL_EXPORTJOB]: j for j in listing.get("items", [])}
+        slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
+        for ej in exportjobs:
+            if ej["metadata"].get("deletionTimestamp"):
+                continue
+            name = ej["metadata"]["name"]
+            await self._reconcile_one(ej, jobs.get(name), slots.get(name, Slot()))
+
+    async def _reconcile_one(self, ej: Obj, job: Obj | None, slot: Slot) -> None:
+        ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+        decision = decide(ej, job, slot, self.clock())
+        if decision.create_job:
+            job = await self._create_children(ej)
+        if decision.suspend_job and job is not None and not job["spec"].get("suspend"):
+            await self.kube.patch(JOBS, job["metadata"]["name"], {"spec": {"suspend": True}}, ns)
+        patch = changed_fields(ej.get("status") or {}, decision.status)
+        if patch:
+            ej = await self.kube.patch(EXPORTJOB_RESOURCE, name, {"status": patch}, ns, sub="status")
+        for event in decision.events:
+            await self.post_event(ej, event)
+
+    async def _create_children(self, ej: Obj) -> Obj:
+        ns = ej["metadata"]["namespace"]
+        full = (ej["spec"].get("config") or {}).get("privacyLevel") == PrivacyLevel.FULL.value
+        if not full and await ensure_key_secret(self.kube, ns):
+            log.info("created the pseudonymisation key Secret in %s", ns)
+        for res, manifest in (
+            (SERVICEACCOUNTS, children.service_account(ej)),
+            (ROLES, children.role(ej)),
+            (ROLEBINDINGS, children.role_binding(ej)),
+            (SECRETS, children.secret(ej, self.config)),
+        ):
+            await self._create(res, manifest, ns)
+        return await self._create(JOBS, children.job(ej, self.settings), ns)
+
+    async def _create(self, res: Resource, manifest: Obj, ns: str) -> Obj:
+        try:
+            return await self.kube.create(res, manifest, ns)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            return await self.kube.get(res, manifest["metadata"]["name"], ns)
+
+    async def resync(self) -> None:
+        """Level-triggered safety net: every namespace that has ExportJobs."""
+        for ns in sorted({ej["metadata"]["namespace"] for ej in await self._all_exportjobs()}):
+            try:
+                await self.reconcile_namespace(ns)
+            except Exception:
+                log.exception("export resync of %s failed", ns)
+
+    async def _all_exportjobs(self) -> list[Obj]:
+        items: list[Obj] = []
+        for ns in self.config.namespaces or (None,):
+            items += (await self.kube.list(EXPORTJOB_RESOURCE, ns)).get("items", [])
+        return items
+
+    # -- expiry -----------------------------------------------------------------------------------
+    async def sweep(self) -> None:
+        # Objects are listed before the ExportJobs: an object whose ExportJob is missing from the
+        # later listing really lost its owner (a new export cannot have uploaded it yet).
+        keys = await asyncio.to_thread(self.store.list, EXPORT_PREFIX + "/") if self.store else []
+        exportjobs = await self._all_exportjobs()
+        now = self.clock()
+        for ej in exportjobs:
+            if self._expired(ej, now):
+                await self._expire(ej)
+        live = {(ej["metadata"]["namespace"], children.export_id(ej)) for ej in exportjobs}
+        for key in keys:
+            await self._drop_orphan(key, live)
+
+    def _expired(self, ej: Obj, now: dt.datetime) -> bool:
+        status = ej.get("status") or {}
+        phase = status.get("phase")
+        if phase == ExportPhase.COMPLETED.value:
+            expires = _parse((status.get("output") or {}).get("expiresAt"))
+            return expires is not None and expires <= now
+        if phase in (ExportPhase.FAILED.value, ExportPhase.CANCELLED.value):
+            done = _parse((status.get("timing") or {}).get("completedAt"))
+            keep = ej["spec"].get("retentionSeconds") or self.settings.retention_seconds
+            return done is not None and done + dt.timedelta(seconds=keep) <= now
+        return False
+
+    async def _expire(self, ej: Obj) -> None:
+        ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+        ref = ((ej.get("status") or {}).get("output") or {}).get("fileRef")
+        if ref and self.store is not None:
+            key = key_from_ref(self.store.uri, ref)
+            if key:
+                await asyncio.to_thread(self.store.delete, key)
+        try:
+            await self.kube.delete(EXPORTJOB_RESOURCE, name, ns, propagationPolicy="Background")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        EXPIRED.inc()
+        log.info("export %s/%s expired: file and resource deleted", ns, name)
+
+    async def _drop_orphan(self, key: str, live: set[tuple[str, str]]) -> None:
+        parts = key.split("/")
+        if len(parts) < 4 or parts[0] != EXPORT_PREFIX:
+            return
+        ns, export_id = parts[1], parts[2]
+        if self.config.namespaces and ns not in self.config.namespaces:
+            return  # another operator's tenant
+        if (ns, export_id) not in live and self.store is not None:
+            await asyncio.to_thread(self.store.delete, key)
+            log.info("deleted export file %s: its ExportJob is gone", key)
+
+    # -- events ------------------------------------------------------------------------------------
+    async def post_event(self, ej: Obj, event: Event) -> None:
+        await post_event(self.kube, ej, event.type, event.reason, event.message, self.clock())

@@ -1,0 +1,96 @@
+"""kopf wiring: thin handlers that hand every observed change to the reconciler.
+
+kopf's own bookkeeping goes to annotations (never the user-visible status); there are no delete
+handlers or timers, so kopf adds no finalizer: deleting a TrainingJob deletes its Job, pods,
+RBAC and Secret through owner references. A periodic resync (our own task, not a kopf timer,
+which would force a finalizer) makes the controller level-triggered across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from agentcore.api.common import GROUP, VERSION
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.trainingjob.children import LABEL_TRAININGJOB
+from agentcore.controllers.trainingjob.reconciler import TrainingJobReconciler
+from agentcore.kube import config as kubeconfig
+from agentcore.kube.client import KubeClient
+
+log = logging.getLogger("agentcore.operator")
+PREFIX = "training.agentcore.io"
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/operator"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    config = memo.get("config") or OperatorConfig.from_env()
+    memo.config = config
+    if config.namespaces:
+        # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
+        settings.scanning.disabled = True
+    memo.kube = KubeClient(kubeconfig.load())
+    memo.reconciler = TrainingJobReconciler(memo.kube, config)
+    memo.resync_task = asyncio.create_task(_resync_forever(memo.reconciler, config.resync_seconds))
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Credentials from $KUBECONFIG (the node agent's per-pod seam) or the in-cluster account."""
+    cfg = kubeconfig.load()
+    return kopf.ConnectionInfo(
+        server=cfg.server,
+        ca_path=cfg.ca_file,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        token=cfg.bearer_token(),
+        default_namespace=cfg.namespace,
+        insecure=cfg.insecure,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("resync_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if memo.get("reconciler") is not None:
+        await memo.reconciler.webhooks.close()
+    if memo.get("kube") is not None:
+        await memo.kube.close()
+
+
+async def _resync_forever(reconciler: TrainingJobReconciler, every: float) -> None:
+    while True:
+        try:
+            await reconciler.resync()
+        except Exception:
+            log.exception("resync failed")
+        await asyncio.sleep(every)
+
+
+@kopf.on.event(GROUP, VERSION, "trainingjobs")
+async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED" or memo.get("reconciler") is None:
+        return
+    await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
+async def trainer_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("reconciler") is None:
+        return
+    await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.labels[LABEL_TRAININGJOB])

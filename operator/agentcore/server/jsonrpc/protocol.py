@@ -1,0 +1,152 @@
+"""JSON-RPC 2.0 framing: parsing a body into calls and building response objects.
+
+Stricter than ``json.loads`` where Python is lenient: NaN/Infinity and numbers that overflow a
+double are parse errors (they are not JSON and cannot be echoed back as JSON), and nesting deeper
+than a configured depth is an invalid request, so that no later step (validation, serialisation,
+the apiserver) meets a structure it cannot handle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from agentcore.server.jsonrpc.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
+
+JSONRPC = "2.0"
+RequestId = str | int | float | None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One well-formed request object of a body."""
+
+    method: str
+    params: dict[str, Any] | list[Any] | None
+    id: RequestId
+    notification: bool
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    """A request object that is not valid JSON-RPC: answered with ``error`` (never a notification)."""
+
+    error: RpcError
+    id: RequestId = None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:32]}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep)."""
+    try:
+        value = _DECODER.decode(body.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RpcError(PARSE_ERROR, "Parse error", {"error": _parse_reason(exc)}) from None
+    # Nesting needs at least as many brackets as levels: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > max_depth and nesting_exceeds(value, max_depth):
+        raise RpcError(
+            INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
+        )
+    return value
+
+
+def _parse_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "body is not valid UTF-8"
+    return str(exc)[:200]
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Iterative (no recursion) check that no container sits deeper than ``limit``."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = []
+    if isinstance(value, dict | list):
+        stack.append((value, 1))
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _valid_id(value: Any) -> bool:
+    # bool is an int subclass, but JSON-RPC ids are strings, numbers or null.
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+
+
+def to_entry(obj: Any) -> Call | BadEntry:
+    """Check one request object of a body against JSON-RPC 2.0."""
+    if not isinstance(obj, dict):
+        return BadEntry(
+            RpcError(INVALID_REQUEST, "Invalid Request", {"error": "a request must be a JSON object"})
+        )
+    request_id = obj.get("id")
+    reply_id = request_id if _valid_id(request_id) else None
+
+    def bad(reason: str) -> BadEntry:
+        return BadEntry(RpcError(INVALID_REQUEST, "Invalid Request", {"error": reason}), reply_id)
+
+    if obj.get("jsonrpc") != JSONRPC:
+        return bad('"jsonrpc" must be exactly "2.0"')
+    method = obj.get("method")
+    if not isinstance(method, str) or not method:
+        return bad('"method" must be a non-empty string')
+    params = obj.get("params")
+    if params is not None and not isinstance(params, dict | list):
+        return bad('"params" must be an object or an array')
+    if not _valid_id(request_id):
+        return bad('"id" must be a string, a number or null')
+    return Call(method, params, request_id, notification="id" not in obj)
+
+
+def success(request_id: RequestId, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": JSONRPC, "result": result, "id": request_id}
+
+
+def failure(request_id: RequestId, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": JSONRPC, "error": error.to_json(), "id": request_id}
+
+
+class Encoded:
+    """A result whose JSON is already known: computed once per change, served many times."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+def encode_json(value: Any) -> bytes:
+    # ensure_ascii (the default) keeps lone surrogates from the input, legal in JSON strings, encodable.
+    return _ENCODER.encode(value).encode()
+
+
+def dumps(payload: Any) -> bytes:
+    """A response (or a batch of them) as JSON, splicing in pre-encoded results."""
+    if isinstance(payload, list):
+        return b"[" + b",".join(map(dumps, payload)) + b"]"
+    result = payload.get("result") if isinstance(payload, dict) else None
+    if isinstance(result, Encoded):
+        return b'{"jsonrpc":"2.0","result":' + result.json + b',"id":' + encode_json(payload["id"]) + b"}"
+    return encode_json(payload)

@@ -1,0 +1,215 @@
+"""The ExportJob state machine, the per-tenant queue and the export pod's manifests (pure functions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.exportjob import children
+from agentcore.controllers.exportjob.decide import Slot, changed_fields, decide, plan_queue
+from agentcore.exports.keys import KEY_SECRET
+from agentcore.exports.settings import ANNOTATION_CREATED_BY, LABEL_EXPORT_ID, ExportSettings
+
+NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def ej(
+    name: str, created: str = "2026-01-02T11:00:00Z", phase: str | None = None, cancel: bool = False, **spec
+):
+    obj: dict[str, Any] = {
+        "apiVersion": "training.agentcore.io/v1alpha1",
+        "kind": "ExportJob",
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": created,
+            "labels": {LABEL_EXPORT_ID: f"id-{name}"},
+            "annotations": {ANNOTATION_CREATED_BY: "alice"},
+        },
+        "spec": {
+            "exportType": "trajectories",
+            "config": {"format": "csv", "privacyLevel": "anonymized"},
+            **spec,
+        },
+        "status": {"phase": phase} if phase else {},
+    }
+    if cancel:
+        obj["spec"]["cancel"] = {"requested": True, "reason": "not needed"}
+    return obj
+
+
+def job(active: int = 1, suspended: bool = False, condition: str | None = None, message: str = "") -> dict:
+    status: dict = {"active": active}
+    if condition:
+        status["conditions"] = [
+            {"type": condition, "status": "True", "reason": "BackoffLimitExceeded", "message": message}
+        ]
+    return {"metadata": {"name": "x-export"}, "spec": {"suspend": suspended}, "status": status}
+
+
+def test_queue_admits_three_oldest_and_numbers_the_rest():
+    jobs = [ej(f"e{i}", created=f"2026-01-02T11:00:0{i}Z") for i in range(6)]
+    jobs[0]["status"] = {"phase": "Completed"}  # finished: holds no slot
+    jobs[1]["spec"]["cancel"] = {"requested": True}  # cancelled before it ran: never admitted
+    slots = plan_queue(jobs, has_job={"e2"}, max_concurrent=3)
+    assert slots == {
+        "e1": Slot(),
+        "e2": Slot(),  # already running
+        "e3": Slot(admit=True),
+        "e4": Slot(admit=True),
+        "e5": Slot(position=0),
+    }
+
+
+def test_queue_is_full_with_three_running():
+    jobs = [ej(f"e{i}", created=f"2026-01-02T11:00:0{i}Z") for i in range(5)]
+    slots = plan_queue(jobs, has_job={"e0", "e1", "e2"}, max_concurrent=3)
+    assert slots["e3"] == Slot(position=0) and slots["e4"] == Slot(position=1)
+    # A cancelled export keeps its slot until its pod is gone (it becomes Cancelled then).
+    jobs[0]["spec"]["cancel"] = {"requested": True}
+    assert plan_queue(jobs, has_job={"e0", "e1", "e2"}, max_concurrent=3)["e3"] == Slot(position=0)
+
+
+def test_new_export_admitted_creates_the_job_and_records_bookkeeping():
+    d = decide(ej("a"), None, Slot(admit=True), NOW)
+    assert d.create_job and not d.suspend_job
+    s = d.status
+    assert s["phase"] == "Pending" and s["positionInQueue"] == 0 and s["exportId"] == "id-a"
+    assert s["createdBy"] == "alice" and s["timing"] == {"requestedAt": "2026-01-02T11:00:00Z"}
+    assert [(e.reason, e.type) for e in d.events] == [("Admitted", "Normal")]
+
+
+def test_waiting_export_is_queued_with_its_position():
+    d = decide(ej("a"), None, Slot(position=2), NOW)
+    assert not d.create_job and d.status["positionInQueue"] == 2
+    admitted = next(c for c in d.status["conditions"] if c["type"] == "Admitted")
+    assert (
+        admitted["status"] == "False"
+        and admitted["reason"] == "Queued"
+        and "2 export(s)" in admitted["message"]
+    )
+    assert [e.reason for e in d.events] == ["Queued"]
+    # Same observation again: same status, no new events (level-triggered, idempotent).
+    again = decide({**ej("a"), "status": d.status}, None, Slot(position=2), NOW)
+    assert changed_fields(d.status, again.status) == {} and again.events == []
+
+
+def test_pod_reported_phases_are_kept_and_mirrored_in_conditions():
+    running = ej("a", phase="Running")
+    d = decide(running, job(), Slot(), NOW)
+    assert d.status["phase"] == "Running" and "phase" not in changed_fields(running["status"], d.status)
+    assert {e.reason for e in d.events} == {"Admitted", "Started"}
+    done = ej("a", phase="Completed")
+    done["status"]["output"] = {"rowCount": 5, "fileSizeBytes": 10, "fileRef": "s3://b/k", "expiresAt": "x"}
+    d = decide(done, job(active=0, condition="Complete"), Slot(), NOW)
+    assert d.status["phase"] == "Completed"
+    assert any(e.reason == "Completed" and "5 rows" in e.message for e in d.events)
+
+
+def test_failed_job_without_a_report_fails_the_export():
+    pending = ej("a", phase="Running")
+    pending["status"]["error"] = "OperationalError: database is down"
+    d = decide(
+        pending,
+        job(active=0, condition="Failed", message="Job has reached the specified backoff limit"),
+        Slot(),
+        NOW,
+    )
+    assert d.status["phase"] == "Failed"
+    assert d.status["error"] == "BackoffLimitExceeded: OperationalError: database is down"
+    assert d.status["timing"]["completedAt"] == "2026-01-02T12:00:00Z"
+    assert d.status["timing"]["durationSeconds"] == 3600
+    assert any(e.type == "Warning" and e.reason == "Failed" for e in d.events)
+
+
+def test_cancel_while_pending_is_immediate():
+    d = decide(ej("a", cancel=True), None, Slot(), NOW)
+    assert d.status["phase"] == "Cancelled" and "positionInQueue" not in d.status
+    assert d.status["error"] == "cancelled: not needed"
+    assert [e.reason for e in d.events] == ["Cancelled"]
+
+
+def test_cancel_while_running_suspends_then_finishes_when_pods_are_gone():
+    running = ej("a", phase="Running", cancel=True)
+    d = decide(running, job(active=1), Slot(), NOW)
+    assert d.suspend_job and d.status["phase"] == "Running"
+    d = decide(running, job(active=1, suspended=True), Slot(), NOW)
+    assert d.suspend_job  # still stopping
+    d = decide(running, job(active=0, suspended=True), Slot(), NOW)
+    assert not d.suspend_job and d.status["phase"] == "Cancelled"
+
+
+def test_terminal_exports_are_left_alone():
+    for phase in ("Completed", "Failed", "Cancelled"):
+        d = decide(ej("a", phase=phase, cancel=True), None, Slot(admit=True), NOW)
+        assert not d.create_job and not d.suspend_job and d.status["phase"] == phase
+
+
+def _rules(manifest: dict) -> list[dict]:
+    return manifest["rules"]
+
+
+def test_role_is_least_privilege_per_export():
+    role = children.role(ej("a"))
+    assert _rules(role) == [
+        {
+            "apiGroups": ["training.agentcore.io"],
+            "resources": ["exportjobs"],
+            "resourceNames": ["a"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["training.agentcore.io"],
+            "resources": ["exportjobs/status"],
+            "resourceNames": ["a"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [KEY_SECRET], "verbs": ["get"]},
+    ]
+    full_report = ej("r", exportType="reliability_report", config={"format": "pdf", "privacyLevel": "full"})
+    kinds = [(r["apiGroups"][0], r["resources"][0], r["verbs"]) for r in _rules(children.role(full_report))]
+    assert ("training.agentcore.io", "trainingjobs", ["list"]) in kinds
+    assert ("batch", "jobs", ["list"]) in kinds
+    assert all(r["resources"] != ["secrets"] for r in _rules(children.role(full_report)))
+    custom = ej("c", config={"format": "csv", "privacyLevel": "anonymized", "redactionRule": "strict"})
+    assert {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["strict"],
+        "verbs": ["get"],
+    } in _rules(children.role(custom))
+
+
+def test_export_job_manifest():
+    manifest = children.job(
+        ej("a"), ExportSettings(image="ghcr.io/agentcore/agentcore-training:9", backoff_limit=1)
+    )
+    spec = manifest["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["agentcore", "exporter"]
+    assert container["image"] == "ghcr.io/agentcore/agentcore-training:9"
+    assert {"name": "AGENTCORE_EXPORT_NAME", "value": "a"} in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "a-export"}}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["serviceAccountName"] == "a-export" and pod["restartPolicy"] == "Never"
+    assert spec["backoffLimit"] == 1
+    actions = {r["action"]: r["onExitCodes"]["values"] for r in spec["podFailurePolicy"]["rules"]}
+    assert actions == {"FailJob": [2], "Ignore": [143]}
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "uid-a"
+
+
+def test_export_secret_carries_storage_settings():
+    config = OperatorConfig(database_url="postgresql://db", object_store="s3://b/p", s3_access_key="ak")
+    data = children.secret(ej("a"), config)["data"]
+    assert set(data) >= {"AGENTCORE_DATABASE_URL", "AGENTCORE_OBJECT_STORE", "AWS_ACCESS_KEY_ID"}
+
+
+@pytest.mark.parametrize("name", ["x" * 70, "ab-" * 20 + "-c"])
+def test_child_names_fit_kubernetes_limits(name):
+    assert len(children.child_name(ej(name))) <= 63 and not children.child_name(ej(name)).endswith("-")

@@ -1,0 +1,347 @@
+"""The in-memory GRPO training loop, with state that checkpoints and resumes bit-identically.
+
+One iteration: draw `batch_size` queries, sample `group_size` trajectories each, reward them,
+compute group-relative advantages, then take `num_inner_iterations` Adam steps on the clipped
+objective with logπold frozen at the sampling policy and logπref at the initial policy.
+
+Everything random comes from one numpy Generator whose state is part of `TrainerState`; the
+environment and rewards are deterministic; evaluation uses its own seeded generator.  So
+"train k → save → load → train n-k" performs the same floating-point operations in the same order
+as "train n", and ends with identical bytes.  Storage, cost and Kubernetes are layered on top
+through `on_iteration` and `Trainer.state()`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig, group_advantages, grpo_loss
+from agentcore_trainer.algorithm.grpo import clip_grad_norm as clip_norm
+from agentcore_trainer.environments.rollout import Clock, Episode, rollout, utc_now
+from agentcore_trainer.environments.tooluse import ACTIONS, EnvFactory, ToolUseEnvironment
+from agentcore_trainer.evaluation.metrics import evaluate
+from agentcore_trainer.policies.builtin import Policy, builtin_policy
+from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
+
+FloatArray = NDArray[np.float64]
+_TRAJECTORY_NS = uuid.UUID("6f1c8a52-3d0e-4b7a-9a43-2f5d7c1e9b10")
+STATE_FORMAT = 1
+
+
+@dataclass
+class TrainerState:
+    """Everything needed to continue a run: to_bytes() is an .npz (no pickle)."""
+
+    iteration: int
+    policy: dict[str, NDArray[Any]]
+    reference: dict[str, NDArray[Any]]
+    optimizer: dict[str, NDArray[Any]]
+    rng: dict[str, Any]  # numpy BitGenerator.state (plain JSON: ints and strings)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "format": STATE_FORMAT,
+            "iteration": self.iteration,
+            "rng": self.rng,
+            "counters": self.counters,
+        }
+        arrays: dict[str, NDArray[Any]] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+        for prefix, group in (
+            ("policy", self.policy),
+            ("reference", self.reference),
+            ("optimizer", self.optimizer),
+        ):
+            arrays.update({f"{prefix}.{k}": v for k, v in group.items()})
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainerState:
+        """Parse to_bytes() output; anything else raises ValueError (a corrupt checkpoint)."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            meta = json.loads(str(arrays.pop("meta")))
+            groups: dict[str, dict[str, NDArray[Any]]] = {"policy": {}, "reference": {}, "optimizer": {}}
+            for key, value in arrays.items():
+                prefix, _, name = key.partition(".")
+                groups[prefix][name] = value
+            counters = {k: int(v) for k, v in meta["counters"].items()}
+            iteration, rng, version = int(meta["iteration"]), meta["rng"], meta.get("format")
+        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a trainer state: {exc}") from exc
+        if version != STATE_FORMAT:
+            raise ValueError(f"unsupported trainer state format {version!r}")
+        return cls(iteration, groups["policy"], groups["reference"], groups["optimizer"], rng, counters)
+
+
+@dataclass
+class IterationReport:
+    iteration: int  # 1-based: the number of iterations completed
+    metrics: dict[str, float]
+    trajectories: list[dict[str, Any]]  # the records training.export_trajectories returns
+    trainer: Trainer
+
+
+@dataclass
+class TrainResult:
+    state: TrainerState
+    history: list[dict[str, float]]
+    policy: Policy
+
+
+class Trainer:
+    """Step-wise GRPO trainer; `train()` drives it, storage layers can drive it themselves."""
+
+    def __init__(
+        self,
+        queries: Sequence[Mapping[str, Any]],
+        config: AlgoConfig,
+        *,
+        batch_size: int,
+        group_size: int,
+        max_steps: int,
+        seed: int,
+        policy: Policy | None = None,
+        env_factory: EnvFactory = ToolUseEnvironment,
+        rewards: RewardSpec | None = None,
+        state: TrainerState | None = None,
+        run_id: str = "",
+        clock: Clock = utc_now,
+    ) -> None:
+        if not queries or batch_size < 1 or group_size < 1 or max_steps < 1:
+            raise ValueError("need queries, batch_size >= 1, group_size >= 1 and max_steps >= 1")
+        self.queries, self.config = list(queries), config
+        self.batch_size, self.group_size, self.max_steps = batch_size, group_size, max_steps
+        self.policy: Policy = policy if policy is not None else builtin_policy()
+        self.reference: Policy = self.policy.copy()  # frozen initial policy for the KL term
+        self.env_factory, self.rewards = env_factory, rewards or RewardSpec.default()
+        self.run_id, self.clock = run_id, clock
+        lr = config.learning_rate * self.policy.learning_rate_scale
+        shape = self.policy.parameters().shape
+        self.optimizer = Adam(shape, lr, config.adam_beta1, config.adam_beta2, config.adam_eps)
+        self.rng = np.random.default_rng(seed)
+        self.iteration = 0
+        self.counters = {
+            "trajectories_generated": 0,
+            "input_tokens_total": 0,
+            "output_tokens_total": 0,
+            "reward_failures": 0,
+        }
+        if state is not None:
+            self.load_state(state)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state(self) -> TrainerState:
+        return TrainerState(
+            iteration=self.iteration,
+            policy=self.policy.state_dict(),
+            reference=self.reference.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            rng=json.loads(json.dumps(self.rng.bit_generator.state)),
+            counters=dict(self.counters),
+        )
+
+    def load_state(self, state: TrainerState) -> None:
+        self.policy.load_state_dict(state.policy)
+        self.reference.load_state_dict(state.reference)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.rng.bit_generator.state = state.rng
+        self.iteration = state.iteration
+        self.counters.update(state.counters)
+
+    # -- one iteration -----------------------------------------------------------------------
+
+    def step(self) -> IterationReport:
+        picked = self._pick_batch()
+        batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
+        episodes = rollout(self.policy, self.env_factory, batch, self.max_steps, self.rng, clock=self.clock)
+        results = [
+            score_trajectory(ep.view(), ep.expected_outcome, self.rewards, self.config.gamma)
+            for ep in episodes
+        ]
+        shape = (len(picked), self.group_size)
+        rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
+        valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        adv = group_advantages(rewards, self.config.scale_rewards, valid)
+        update = self._update(episodes, adv.advantages.ravel(), valid.ravel())
+        self.iteration += 1
+        metrics = self._metrics(episodes, results, rewards[valid], update, adv.frac_reward_zero_std)
+        records = self._records(episodes, results, adv.normalized.ravel(), adv.advantages.ravel())
+        return IterationReport(self.iteration, metrics, records, self)
+
+    def _pick_batch(self) -> list[int]:
+        n = len(self.queries)
+        return [int(i) for i in self.rng.choice(n, size=self.batch_size, replace=self.batch_size > n)]
+
+    def _update(
+        self, episodes: list[Episode], advantages: FloatArray, valid: NDArray[np.bool_]
+    ) -> dict[str, float]:
+        """μ Adam steps on one batch; logπold and logπref are computed once, before the first."""
+        lengths = np.array([len(ep.actions) for ep in episodes], dtype=np.intp)
+        seq = np.repeat(np.arange(len(episodes)), lengths)
+        pos = np.arange(seq.size) - (np.cumsum(lengths) - lengths)[seq]
+        actions = np.array([a for ep in episodes for a in ep.actions], dtype=np.int64)
+        encoded = self.policy.encode([o for ep in episodes for o in ep.observations])
+        mask = np.zeros((len(episodes), self.max_steps))
+        mask[seq, pos] = valid[seq]  # trajectories whose reward failed take no part
+
+        def padded(values: FloatArray) -> FloatArray:
+            out = np.zeros_like(mask)
+            out[seq, pos] = values
+            return out
+
+        logp_old = padded(self.policy.log_probs(encoded, actions))
+        logp_ref = padded(self.reference.log_probs(encoded, actions))
+        sums: Counter[str] = Counter()
+        for _ in range(self.config.num_inner_iterations):
+            logp = padded(self.policy.log_probs(encoded, actions))
+            out = grpo_loss(logp, logp_old, logp_ref, advantages, mask, self.config)
+            grad = self.policy.gradient(encoded, actions, out.grad_logp[seq, pos])
+            grad, norm = clip_norm(grad, self.config.max_grad_norm)
+            self.optimizer.step(self.policy.parameters(), grad)
+            sums.update({**out.metrics, "train_loss": out.loss, "grad_norm": norm})
+        stats = {k: v / self.config.num_inner_iterations for k, v in sums.items()}
+        entropy = self.policy.entropy(encoded)
+        stats["entropy"] = float(entropy.mean()) if entropy.size else 0.0
+        return stats
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _metrics(
+        self,
+        episodes: list[Episode],
+        results: list[RewardResult],
+        valid_rewards: FloatArray,
+        update: dict[str, float],
+        frac_zero_std: float,
+    ) -> dict[str, float]:
+        n = len(episodes)
+        failures = sum(r.failed for r in results)
+        input_tokens = sum(ep.input_tokens for ep in episodes)
+        output_tokens = sum(ep.output_tokens for ep in episodes)
+        self.counters["trajectories_generated"] += n
+        self.counters["input_tokens_total"] += input_tokens
+        self.counters["output_tokens_total"] += output_tokens
+        self.counters["reward_failures"] += failures
+        metrics = {
+            "iteration": float(self.iteration),
+            "avg_reward": float(valid_rewards.mean()) if valid_rewards.size else 0.0,
+            "reward_std": float(valid_rewards.std()) if valid_rewards.size else 0.0,
+            "success_rate": sum(r.success for r in results) / n,
+            "frac_reward_zero_std": frac_zero_std,
+            "clip_ratio": update["clip_ratio/region_mean"],
+            "avg_steps": sum(len(ep.actions) for ep in episodes) / n,
+            "trajectories": float(n),
+            "reward_failures": float(failures),
+            "input_tokens": float(input_tokens),
+            "output_tokens": float(output_tokens),
+            **{k: float(v) for k, v in update.items()},
+            **{k: float(v) for k, v in self.counters.items()},
+        }
+        metrics.update(_tool_frequencies(episodes))
+        return metrics
+
+    def _records(
+        self,
+        episodes: list[Episode],
+        results: list[RewardResult],
+        normalized: FloatArray,
+        advantages: FloatArray,
+    ) -> list[dict[str, Any]]:
+        records = []
+        for k, (ep, res) in enumerate(zip(episodes, results, strict=True)):
+            group, index = divmod(k, self.group_size)
+            # Deterministic ids: a resumed run re-creating an iteration writes the same ids (upserts).
+            tid = uuid.uuid5(_TRAJECTORY_NS, f"{self.run_id}/{self.iteration}/{group}/{index}")
+            records.append(
+                {
+                    "trajectory_id": str(tid),
+                    "iteration": self.iteration,
+                    "group": group,
+                    "query": str(ep.query.get("query", "")),
+                    "steps": ep.steps,
+                    "reward": res.reward,
+                    "normalized_reward": float(normalized[k]),
+                    "advantage": float(advantages[k]),
+                    "success": res.success,
+                    "execution_time_ms": ep.execution_time_ms,
+                    "input_tokens": ep.input_tokens,
+                    "output_tokens": ep.output_tokens,
+                    "reward_components": res.components,
+                    "error": res.error,
+                }
+            )
+        return records
+
+
+def _tool_frequencies(episodes: list[Episode]) -> dict[str, float]:
+    calls: Counter[str] = Counter()
+    failures = 0
+    for ep in episodes:
+        calls.update(s["action"]["tool"] for s in ep.steps)
+        failures += sum("error" in s["result"] for s in ep.steps)
+    total = max(sum(calls.values()), 1)
+    out = {
+        f"tools/call_frequency/{tool}": calls[tool] / total for tool in dict.fromkeys(t for t, _ in ACTIONS)
+    }
+    out["tools/failure_frequency"] = failures / total
+    return out
+
+
+IterationCallback = Callable[[IterationReport], "bool | None"]
+
+
+def train(
+    queries: Sequence[Mapping[str, Any]],
+    algo_config: AlgoConfig,
+    n_iterations: int,
+    batch_size: int,
+    group_size: int,
+    max_steps: int,
+    seed: int,
+    on_iteration: IterationCallback | None = None,
+    *,
+    policy: Policy | None = None,
+    env_factory: EnvFactory = ToolUseEnvironment,
+    rewards: RewardSpec | None = None,
+    state: TrainerState | None = None,
+    eval_queries: Sequence[Mapping[str, Any]] | None = None,
+    evaluation_interval: int = 10,
+    run_id: str = "",
+) -> TrainResult:
+    """Train until `n_iterations` are done (counting those in a resumed `state`).
+
+    `on_iteration(report)` runs after every iteration; returning True stops the run early (how a
+    budget check or SIGTERM handler asks for a stop).  With `eval_queries`, the greedy success rate
+    on them is added as `validation_accuracy` every `evaluation_interval` iterations and at the end.
+    """
+    trainer = Trainer(
+        queries, algo_config, batch_size=batch_size, group_size=group_size, max_steps=max_steps, seed=seed,
+        policy=policy, env_factory=env_factory, rewards=rewards, state=state, run_id=run_id,
+    )  # fmt: skip
+    history: list[dict[str, float]] = []
+    while trainer.iteration < n_iterations:
+        report = trainer.step()
+        due = report.iteration % max(evaluation_interval, 1) == 0 or report.iteration == n_iterations
+        if eval_queries and due:
+            result = evaluate(trainer.policy, eval_queries, env_factory, max_steps=max_steps,
+                              rewards=trainer.rewards, gamma=algo_config.gamma)  # fmt: skip
+            report.metrics["validation_accuracy"] = result.success_rate
+        history.append(report.metrics)
+        if on_iteration is not None and on_iteration(report) is True:
+            break
+    return TrainResult(trainer.state(), history, trainer.policy)

@@ -1,0 +1,120 @@
+"""`agentcore trainer`: in a trainer pod (job identity from the environment the operator sets), or
+standalone with `--dataset FILE --config FILE` and local storage, to try the loop without a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentcore.api.training import GRPOConfig, TrainerState
+from agentcore.datasources import DataSourceError, load_queries, validate_queries
+from agentcore.kube import config as kubeconfig
+from agentcore.kube.client import TRAININGJOB_RESOURCE, KubeClient
+from agentcore.storage.checkpoints import CheckpointManager
+from agentcore.storage.db import database_url, make_engine, session_factory
+from agentcore.storage.migrate import upgrade
+from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
+from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore_trainer.evaluation.checkpoint import checkpoint_prefix
+from agentcore_trainer.runtime.reporting import ConsoleStatusSink, KubeStatusSink, StatusSink
+from agentcore_trainer.runtime.run import EXIT_CODES, RunIdentity, RunInputs, TrainingRun
+
+log = logging.getLogger("agentcore.trainer")
+
+
+def run_trainer(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return asyncio.run(_standalone(args) if args.dataset else _in_cluster())
+    except (DataSourceError, ValidationError, ValueError) as exc:
+        print(f"agentcore trainer: {exc}", file=sys.stderr)
+        return 2
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _execute(
+    ident: RunIdentity, inputs: RunInputs, db_url: str, store: ObjectStore, sink: StatusSink
+) -> int:
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine)
+        prefix = checkpoint_prefix(ident.namespace, ident.name)
+        checkpoints = CheckpointManager(store, prefix, inputs.config.checkpoint_retention)
+        run = TrainingRun(
+            ident, inputs, TrajectoryRepository(session_factory(engine)), checkpoints, sink, _stop_event()
+        )
+        try:
+            outcome = await run.run()
+        except Exception as exc:
+            log.exception("training failed")
+            await run.report_failure(f"{type(exc).__name__}: {exc}")
+            return EXIT_CODES[TrainerState.FAILED]
+        return EXIT_CODES[outcome]
+    finally:
+        await engine.dispose()
+
+
+async def _in_cluster() -> int:
+    env = os.environ
+    name, namespace = env["AGENTCORE_JOB_NAME"], env["AGENTCORE_JOB_NAMESPACE"]
+    async with KubeClient(kubeconfig.load()) as kube:
+        tj = await kube.get(TRAININGJOB_RESOURCE, name, namespace)
+        spec = tj["spec"]
+        inputs = RunInputs(
+            GRPOConfig.model_validate(spec["config"]),
+            await load_queries(spec["trainingData"], namespace, kube),
+            await load_queries(spec["evaluationData"], namespace, kube) if spec.get("evaluationData") else [],
+        )
+        ident = RunIdentity(
+            tj["metadata"]["uid"], name, namespace, spec["agentId"], env.get("AGENTCORE_POD_NAME")
+        )
+        store = open_store(env.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
+        if isinstance(store, S3ObjectStore):
+            await asyncio.to_thread(store.ensure_bucket)
+        return await _execute(ident, inputs, database_url(), store, KubeStatusSink(kube, namespace, name))
+
+
+async def _standalone(args: argparse.Namespace) -> int:
+    state = args.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    config = GRPOConfig.model_validate(_read_structured(args.config) if args.config else {})
+    inputs = RunInputs(
+        config,
+        validate_queries(json.loads(args.dataset.read_text())),
+        validate_queries(json.loads(args.eval_dataset.read_text())) if args.eval_dataset else [],
+    )
+    job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentcore-standalone/{args.name}"))
+    ident = RunIdentity(job_id, args.name, "standalone", "standalone-agent")
+    db = database_url(args.database_url, state)
+    store = open_store(args.object_store or f"file://{state / 'objects'}")
+    if isinstance(store, S3ObjectStore):
+        await asyncio.to_thread(store.ensure_bucket)
+    return await _execute(ident, inputs, db, store, ConsoleStatusSink())
+
+
+def _read_structured(path: Path) -> Any:
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text)
+    return json.loads(text)
