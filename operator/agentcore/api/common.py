@@ -162,6 +162,48 @@ Timestamp = AwareDatetime
 """RFC 3339 timestamp with a timezone; naive datetimes are rejected to avoid ambiguity."""
 
 
+# --- object metadata -----------------------------------------------------------------------------
+
+
+class OwnerReference(CamelModel):
+    """metav1.OwnerReference: the object that owns this one (garbage collection follows it)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(CamelModel):
+    """The parts of metav1.ObjectMeta this project reads or writes; the rest (managedFields, ...)
+    is ignored on input. Timestamps stay the apiserver's RFC 3339 strings."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    owner_references: list[OwnerReference] | None = None
+    finalizers: list[str] | None = None
+
+    def label(self, key: str) -> str | None:
+        return (self.labels or {}).get(key)
+
+    def annotation(self, key: str) -> str | None:
+        return (self.annotations or {}).get(key)
+
+
 # --- references and shared spec pieces -----------------------------------------------------------
 
 

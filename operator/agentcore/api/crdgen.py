@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from agentcore.api import exports, training
+from agentcore.api import exports, labels, training
 from agentcore.api.common import GROUP, VERSION
 
 Schema = dict[str, Any]
@@ -309,7 +309,7 @@ def custom_resource_definition(kind: ResourceKind) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": kind.crd_name,
-            "labels": {"app.kubernetes.io/part-of": "agentcore"},
+            "labels": {labels.PART_OF: labels.PRODUCT},
         },
         "spec": {
             "group": GROUP,

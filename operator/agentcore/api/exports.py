@@ -8,7 +8,7 @@ endpoint, the CRD enum and the export writers share it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, model_validator
@@ -19,6 +19,7 @@ from agentcore.api.common import (
     CancelRequest,
     CelRule,
     Condition,
+    ObjectMeta,
     Phase,
     Timestamp,
     cel_rules,
@@ -344,6 +345,6 @@ class ExportJob(CamelModel):
         default="training.agentcore.io/v1alpha1", description="training.agentcore.io/v1alpha1"
     )
     kind: Literal["ExportJob"] = Field(default="ExportJob", description="ExportJob")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: ExportJobSpec = Field(description="Desired export.")
     status: ExportJobStatus | None = Field(default=None, description="Observed state of the export.")

@@ -26,6 +26,7 @@ from agentcore.api.common import (
     Condition,
     KeySelector,
     Money,
+    ObjectMeta,
     Phase,
     Timestamp,
     cel_rules,
@@ -567,6 +568,6 @@ class TrainingJob(CamelModel):
         default="training.agentcore.io/v1alpha1", description="training.agentcore.io/v1alpha1"
     )
     kind: Literal["TrainingJob"] = Field(default="TrainingJob", description="TrainingJob")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: TrainingJobSpec = Field(description="Desired state of the training job.")
     status: TrainingJobStatus | None = Field(default=None, description="Observed state of the training job.")

@@ -9,7 +9,7 @@ import base64
 import secrets
 from typing import Any
 
-from agentcore.api.common import GROUP
+from agentcore.api import labels
 from agentcore.kube.client import SECRETS, ApiError, KubeClient
 
 KEY_SECRET = "agentcore-export-key"
@@ -31,11 +31,11 @@ def key_secret(namespace: str, key: bytes | None = None) -> dict[str, Any]:
             "name": KEY_SECRET,
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": "agentcore-operator",
-                f"{GROUP}/component": "export-key",
+                labels.MANAGED_BY: labels.OPERATOR_NAME,
+                labels.KEY_COMPONENT: "export-key",
             },
             "annotations": {
-                f"{GROUP}/description": "HMAC-SHA256 key for pseudonyms in this namespace's exports; "
+                labels.KEY_DESCRIPTION: "HMAC-SHA256 key for pseudonyms in this namespace's exports; "
                 "deleting it rotates the key"
             },
         },

@@ -32,10 +32,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentcore.api.common import GROUP
+from agentcore.api import labels
 from agentcore.api.exports import DEFAULT_REDACTION_RULE, PrivacyLevel
 
-RULE_LABEL = f"{GROUP}/redaction-rule"
+RULE_LABEL = labels.REDACTION_RULE
 RULE_KEYS = ("rule.yaml", "rule.json")
 MAX_BUCKETS = 100
 MAX_PREFIX = 16

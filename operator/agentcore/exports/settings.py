@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from agentcore.api.common import GROUP
+from agentcore.api import labels
 from agentcore.api.exports import DEFAULT_RETENTION_SECONDS
 from agentcore.controllers.common.config import DEFAULT_TRAINER_IMAGE
 
-LABEL_EXPORTJOB = f"{GROUP}/exportjob"
-LABEL_EXPORT_ID = f"{GROUP}/export-id"
-ANNOTATION_CREATED_BY = f"{GROUP}/created-by"
-ANNOTATION_ESTIMATED_SECONDS = f"{GROUP}/estimated-duration-seconds"
+LABEL_EXPORTJOB = labels.EXPORTJOB
+LABEL_EXPORT_ID = labels.EXPORT_ID
+ANNOTATION_CREATED_BY = labels.CREATED_BY
+ANNOTATION_ESTIMATED_SECONDS = labels.ESTIMATED_SECONDS
 EXPORT_PREFIX = "exports"
 MAX_CONCURRENT_PER_TENANT = 3  # the spec's "Concurrent exports: 3 per tenant"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agentcore.api.common import GROUP
+from agentcore.api import labels
 from agentcore.api.exports import ExportConfig, ExportJobSpec, ExportType, PrivacyLevel
 from agentcore.exports import sql
 from agentcore.exports.schema import ChartSpec, Column, Dataset, Kind, Row, batched
@@ -24,9 +24,9 @@ from agentcore.storage.tables import Trajectory
 
 Obj = dict[str, Any]
 S, N, F, B, TS, D, J = (Kind.STRING, Kind.INT, Kind.FLOAT, Kind.BOOL, Kind.TIMESTAMP, Kind.DECIMAL, Kind.JSON)
-SEGMENT_LABEL = f"{GROUP}/segment"
-REGION_LABEL = f"{GROUP}/region"
-TRAINER_JOB_LABEL = f"{GROUP}/trainingjob"
+SEGMENT_LABEL = labels.SEGMENT
+REGION_LABEL = labels.REGION
+TRAINER_JOB_LABEL = labels.TRAININGJOB
 
 
 class SourceError(ValueError):
@@ -316,7 +316,7 @@ def _project_specs(cfg: ExportConfig) -> list[FieldSpec]:
         (Column("reason", S, "job.reason"), lambda tj, s: _status(tj).get("reason")),
         (
             Column("created_by", S, "actor.id", pii=True),
-            lambda tj, s: (tj["metadata"].get("annotations") or {}).get(f"{GROUP}/created-by"),
+            lambda tj, s: (tj["metadata"].get("annotations") or {}).get(labels.CREATED_BY),
         ),
         (
             Column("created_at", TS, "job.created_at"),

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from agentcore.api.training import GRPOConfig, TrainerState
+from agentcore.cost import DEFAULT_PRICES, CostMeter, Price, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
 from agentcore.storage.trajectories import TrajectoryRepository
 from agentcore_trainer.algorithm import grpo
@@ -28,14 +29,7 @@ from agentcore_trainer.algorithm.trainer import Trainer
 from agentcore_trainer.algorithm.trainer import TrainerState as PolicyState
 from agentcore_trainer.evaluation.metrics import evaluate, evaluate_against_baseline
 from agentcore_trainer.rewards import RewardSpec
-from agentcore_trainer.runtime.budget import (
-    DEFAULT_PRICES,
-    BudgetGuard,
-    CostMeter,
-    Price,
-    estimate_iteration_cost,
-    money,
-)
+from agentcore_trainer.runtime.budget import BudgetGuard
 from agentcore_trainer.runtime.reporting import StatusSink
 
 log = logging.getLogger("agentcore.trainer")

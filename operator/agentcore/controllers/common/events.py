@@ -7,10 +7,11 @@ import datetime as dt
 import logging
 from typing import Any
 
+from agentcore.api import labels
 from agentcore.kube.client import EVENTS, ApiError, KubeClient
 
 log = logging.getLogger("agentcore.operator")
-COMPONENT = "agentcore-operator"
+COMPONENT = labels.OPERATOR_NAME
 
 
 async def post_event(

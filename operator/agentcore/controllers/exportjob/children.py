@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentcore.api import labels
 from agentcore.api.common import GROUP
 from agentcore.api.exports import PrivacyLevel
 from agentcore.controllers.common import manifests
@@ -48,8 +49,8 @@ def _meta(ej: Obj) -> Obj:
         "labels": {
             LABEL_EXPORTJOB: ej["metadata"]["name"],
             LABEL_EXPORT_ID: export_id(ej),
-            "app.kubernetes.io/managed-by": "agentcore-operator",
-            "app.kubernetes.io/component": "exporter",
+            labels.MANAGED_BY: labels.OPERATOR_NAME,
+            labels.COMPONENT: "exporter",
         },
         "ownerReferences": [owner_reference(ej)],
     }

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentcore.api import labels
 from agentcore.api.common import GROUP
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
 
-LABEL_TRAININGJOB = f"{GROUP}/trainingjob"
-LABEL_JOB_ID = f"{GROUP}/job-id"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+LABEL_TRAININGJOB = labels.TRAININGJOB
+LABEL_JOB_ID = labels.JOB_ID
+KUEUE_QUEUE_LABEL = labels.KUEUE_QUEUE_NAME
 TRAINER_CONTAINER = "trainer"
 # The trainer exits with this code when it stopped early on SIGTERM after a checkpoint
 # (suspend, cancel, eviction): the Job's podFailurePolicy ignores it, so it costs no retry.
@@ -35,8 +36,8 @@ def _meta(tj: Obj, extra_labels: dict[str, str] | None = None) -> Obj:
         "labels": {
             LABEL_TRAININGJOB: tj["metadata"]["name"],
             LABEL_JOB_ID: tj["metadata"]["uid"],
-            "app.kubernetes.io/managed-by": "agentcore-operator",
-            "app.kubernetes.io/component": "trainer",
+            labels.MANAGED_BY: labels.OPERATOR_NAME,
+            labels.COMPONENT: "trainer",
             **(extra_labels or {}),
         },
         "ownerReferences": [owner_reference(tj)],

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from agentcore.api import labels
 from agentcore.api.common import GROUP, VERSION
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.trainingjob.children import LABEL_TRAININGJOB
@@ -23,7 +24,7 @@ from agentcore.kube import config as kubeconfig
 from agentcore.kube.client import KubeClient
 
 log = logging.getLogger("agentcore.operator")
-PREFIX = "training.agentcore.io"
+PREFIX = labels.KOPF_PREFIX
 
 
 @kopf.on.startup()

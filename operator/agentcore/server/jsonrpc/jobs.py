@@ -19,15 +19,15 @@ from typing import Any
 
 from pydantic.alias_generators import to_snake
 
-from agentcore.api import GROUP, TRAININGJOBS, VERSION, TrainingPhase, format_money, parse_money
+from agentcore.api import GROUP, TRAININGJOBS, VERSION, TrainingPhase, format_money, labels, parse_money
 from agentcore.kube.client import Resource
 from agentcore.server.jsonrpc.protocol import encode_json
 
 TRAININGJOBS_RESOURCE = Resource(GROUP, VERSION, TRAININGJOBS)
-LABEL_AGENT_ID = "training.agentcore.io/agent-id"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "agentcore-api"
-ANNOTATION_CREATED_BY = "training.agentcore.io/created-by"
+LABEL_AGENT_ID = labels.AGENT_ID
+LABEL_MANAGED_BY = labels.MANAGED_BY
+MANAGED_BY = labels.API_SERVER_NAME
+ANNOTATION_CREATED_BY = labels.CREATED_BY
 NAME_PREFIX_MAX = 40
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")

@@ -41,6 +41,7 @@ from agentcore.api import (
 from agentcore.api.training import MAX_INLINE_QUERIES
 from agentcore.auth import tokens
 from agentcore.auth.tokens import Principal
+from agentcore.cost import estimate_iteration_cost, money
 from agentcore.kube.client import ApiError
 from agentcore.server.jsonrpc import errors, models
 from agentcore.server.jsonrpc.dispatch import CallContext, Method
@@ -61,7 +62,6 @@ from agentcore.server.jsonrpc.jobs import (
 from agentcore.server.jsonrpc.protocol import Encoded
 from agentcore.storage.objectstore import ObjectStore
 from agentcore.storage.trajectories import TrajectoryFilter, TrajectoryRepository, decode_cursor, to_api
-from agentcore_trainer.runtime.budget import estimate_iteration_cost, money
 
 log = logging.getLogger(__name__)
 
