@@ -97,7 +97,7 @@ class StaticKube:
 
 
 def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None = None) -> None:
-    from agentcore.server import logs
+    from agentcore import logs
     from agentcore.server.app import create_app
     from agentcore.server.ratelimit import SPEC_LIMITS, RateLimit
     from agentcore.server.settings import Settings

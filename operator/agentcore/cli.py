@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 
 from agentcore.sdk import cli as jobs_cli
 from agentcore.server import cli as api_cli
@@ -12,12 +13,17 @@ from agentcore.server import cli as api_cli
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _not_yet(what: str, issue: int) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"agentcore {what}: not implemented yet (tracked in issue #{issue})", file=sys.stderr)
-        return 2
+PLUGIN_GROUP = "agentcore.commands"
 
-    return handler
+
+def add_plugin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Subcommands of other packages (the trainer's `trainer` and `datasets`), by entry point.
+
+    The trainer registers itself here, so the control plane never imports the trainer package and
+    an image without the trainer simply has no `agentcore trainer`.
+    """
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -32,25 +38,10 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     return run_operator(args)
 
 
-def _cmd_trainer(args: argparse.Namespace) -> int:
-    from agentcore_trainer.runtime.main import run_trainer
-
-    return run_trainer(args)
-
-
 def _cmd_setup(args: argparse.Namespace) -> int:
     from agentcore.devenv.dev import run_setup
 
     return run_setup(args)
-
-
-def _cmd_datasets_generate(args: argparse.Namespace) -> int:
-    try:
-        from agentcore_trainer.datasets import write_dataset
-    except ImportError:
-        return _not_yet("datasets generate", 3)(args)
-    write_dataset(args.n, args.seed, args.out, args.held_out, args.held_out_fraction)
-    return 0
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -90,11 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     api_cli.add_arguments(api)
     api.set_defaults(func=api_cli.run)
     jobs_cli.add_parser(sub)
-    trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
-    from agentcore_trainer.runtime.arguments import add_arguments as add_trainer_arguments
-
-    add_trainer_arguments(trainer)
-    trainer.set_defaults(func=_cmd_trainer)
     exporter = sub.add_parser("exporter", help="export entry point (export pods)")
     from agentcore.exports import cli as exporter_cli
 
@@ -110,20 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=_cmd_token)
 
-    datasets = sub.add_parser("datasets", help="built-in datasets")
-    dsub = datasets.add_subparsers(dest="datasets_command", required=True)
-    gen = dsub.add_parser("generate", help="write N TrainingQuery objects as a JSON array")
-    gen.add_argument("--n", type=int, required=True)
-    gen.add_argument("--seed", type=int, required=True)
-    gen.add_argument("--out", default=None, help="file (default: stdout)")
-    gen.add_argument(
-        "--held-out",
-        default=None,
-        metavar="FILE",
-        help="also split off a held-out evaluation set into FILE (see --held-out-fraction)",
-    )
-    gen.add_argument("--held-out-fraction", type=float, default=0.2)
-    gen.set_defaults(func=_cmd_datasets_generate)
+    add_plugin_commands(sub)
     return parser
 
 

@@ -22,17 +22,17 @@ def run_operator(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
+    from agentcore import logs
     from agentcore.controllers.common.config import OperatorConfig
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
     config = OperatorConfig.from_env()
     if args.namespace:
-        config = OperatorConfig(**{**config.__dict__, "namespaces": tuple(args.namespace)})
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
+        config = config.model_copy(update={"namespaces": tuple(args.namespace)})
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if args.log_format == "json":  # the project's one log schema, for kopf's records too
+        logs.configure("DEBUG" if args.verbose else "INFO")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr="0.0.0.0")

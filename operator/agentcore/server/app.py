@@ -31,6 +31,7 @@ from agentcore.auth.tokens import ANONYMOUS, AuthError, Principal, TokenVerifier
 from agentcore.exports.audit import AuditLog
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
+from agentcore.logs import ACCESS_LOGGER
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.dispatch import Dispatcher, rate_limited
 from agentcore.server.jsonrpc.errors import RpcError
@@ -39,7 +40,6 @@ from agentcore.server.jsonrpc.jobcache import JobCache, KubeApi
 from agentcore.server.jsonrpc.openrpc import discover_method
 from agentcore.server.jsonrpc.protocol import dumps, failure
 from agentcore.server.jsonrpc.training import TrainingService
-from agentcore.server.logs import ACCESS_LOGGER
 from agentcore.server.metrics import CONTENT_TYPE, ApiMetrics
 from agentcore.server.ratelimit import DEFAULT_BUCKET, Decision, RateLimiter
 from agentcore.server.rest.exports import ExportDeps, add_export_routes, bearer_authenticator
@@ -91,8 +91,8 @@ def create_app(
     - ``repo``: default from ``settings.database_url`` (migrations run at startup).
     - ``object_store``: default ``open_store(settings.object_store)`` when set; without one, datasets
       too large to inline are refused.
-    - ``evaluator``: default the trainer's checkpoint evaluation (process pool) when an object store
-      is configured, else one that answers -40004 "evaluation backend not configured".
+    - ``evaluator``: default the trainer's checkpoint evaluation in sandboxed worker processes when
+      an object store is configured, else one that answers -40004 "evaluation backend not configured".
     - ``verifier``: default built from the JWT settings; none with ``insecure_disable_auth``.
     - ``clock``: time source of the rate limiter.
     """
@@ -180,11 +180,11 @@ async def _dependencies(
     if store is None and settings.object_store:
         store = await asyncio.to_thread(open_store, settings.object_store)
     owned_evaluator = None
-    if evaluator is None and settings.object_store:
-        # Checkpoints live in the object store: evaluate them in a process pool.
+    if evaluator is None and store is not None:
+        # Checkpoints live in the object store: evaluate them in sandboxed worker processes.
         from agentcore.server.evaluation import CheckpointEvaluator
 
-        evaluator = owned_evaluator = CheckpointEvaluator(settings.object_store, cast(KubeClient, kube))
+        evaluator = owned_evaluator = CheckpointEvaluator(store, cast(KubeClient, kube))
     exports.kube, exports.store = cast(KubeClient, kube), store
     if engine is not None:
         exports.engine, exports.audit = engine, AuditLog(session_factory(engine), exports.clock)

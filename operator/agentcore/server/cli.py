@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from agentcore.server import logs
+    from agentcore import logs
     from agentcore.server.app import create_app
     from agentcore.server.ratelimit import parse_limits
     from agentcore.server.settings import Settings, read_secret

@@ -1,34 +1,39 @@
-"""Configuration of the API server: command-line flags over environment variables over defaults.
+"""Configuration of the API server: command-line flags over environment variables over defaults,
+through pydantic-settings. Every field can be set from the environment as ``AGENTCORE_<FIELD>``
+(e.g. ``AGENTCORE_MAX_BODY_BYTES``); the ones the chart sets:
 
-Environment: ``AGENTCORE_DATABASE_URL``, ``AGENTCORE_OBJECT_STORE`` (``s3://bucket/prefix`` or
-``file:///dir``), ``AGENTCORE_JWT_SECRET`` (HS256, at least 32 bytes), ``AGENTCORE_JWT_SECRET_FILE``,
-``AGENTCORE_JWT_PUBLIC_KEY_FILE`` (RS256 PEM), ``AGENTCORE_JWKS_FILE``,
-``AGENTCORE_RATE_LIMITS`` (comma-separated ``METHOD=LIMIT[/WINDOW_SECONDS]``, e.g.
-``training.get_status=100/60,default=200``).
+``AGENTCORE_DATABASE_URL``, ``AGENTCORE_OBJECT_STORE`` (``s3://bucket/prefix`` or ``file:///dir``),
+``AGENTCORE_JWT_SECRET`` (HS256, at least 32 bytes) or ``AGENTCORE_JWT_SECRET_FILE``,
+``AGENTCORE_JWT_PUBLIC_KEY_FILE`` (RS256 PEM), ``AGENTCORE_JWKS_FILE``, ``AGENTCORE_RATE_LIMITS``
+(comma-separated ``METHOD=LIMIT[/WINDOW_SECONDS]``, e.g. ``training.get_status=100/60,default=200``,
+applied over the spec's table).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agentcore.auth.tokens import AUDIENCE
 from agentcore.server.jsonrpc.training import TrainingOptions
 from agentcore.server.ratelimit import SPEC_LIMITS, RateLimit, parse_limits
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTCORE_", frozen=True, extra="ignore")
+
     host: str = "0.0.0.0"
     port: int = 8080
     kubeconfig: str | None = None
-    # None: AGENTCORE_DATABASE_URL, else SQLite in the working directory (agentcore.storage.db).
+    # None: SQLite in the working directory (agentcore.storage.db).
     database_url: str | None = None
     object_store: str | None = None
     jwt_secret: str | None = None
+    jwt_secret_file: str | None = None  # read into jwt_secret when that is unset
     jwt_public_key_file: str | None = None
     jwks_file: str | None = None
     jwt_audience: str = AUDIENCE
@@ -37,7 +42,9 @@ class Settings:
     # Watch only this namespace (a namespace-scoped deployment); None watches all.
     watch_namespace: str | None = None
     default_namespace: str = "default"
-    rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: dict(SPEC_LIMITS))
+    rate_limits: Annotated[Mapping[str, RateLimit], NoDecode] = Field(
+        default_factory=lambda: dict(SPEC_LIMITS)
+    )
     max_body_bytes: int = 16 << 20
     max_batch_size: int = 100
     max_json_depth: int = 64
@@ -46,6 +53,19 @@ class Settings:
     evaluate_timeout_seconds: float = 900.0
     cache_sync_timeout_seconds: float = 10.0
     run_migrations: bool = True
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _parse_limits(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: overrides of the spec's table
+            return {**SPEC_LIMITS, **parse_limits([s for s in value.split(",") if s.strip()])}
+        return value
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> Settings:
+        if not self.jwt_secret and self.jwt_secret_file:
+            object.__setattr__(self, "jwt_secret", read_secret(self.jwt_secret_file))
+        return self
 
     @property
     def auth_configured(self) -> bool:
@@ -61,28 +81,12 @@ class Settings:
         )
 
     def with_rate_limits(self, overrides: Mapping[str, RateLimit]) -> Settings:
-        return replace(self, rate_limits={**self.rate_limits, **overrides})
+        return self.model_copy(update={"rate_limits": {**self.rate_limits, **overrides}})
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """Settings from the environment; keyword arguments that are not None win."""
-        env = os.environ if environ is None else environ
-        secret = env.get("AGENTCORE_JWT_SECRET")
-        if not secret and env.get("AGENTCORE_JWT_SECRET_FILE"):
-            secret = read_secret(env["AGENTCORE_JWT_SECRET_FILE"])
-        values: dict[str, Any] = {
-            "database_url": env.get("AGENTCORE_DATABASE_URL") or None,
-            "object_store": env.get("AGENTCORE_OBJECT_STORE") or None,
-            "jwt_secret": secret or None,
-            "jwt_public_key_file": env.get("AGENTCORE_JWT_PUBLIC_KEY_FILE") or None,
-            "jwks_file": env.get("AGENTCORE_JWKS_FILE") or None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        limits = env.get("AGENTCORE_RATE_LIMITS", "")
-        if limits.strip():
-            settings = settings.with_rate_limits(parse_limits([s for s in limits.split(",") if s.strip()]))
-        return settings
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def read_secret(path: str | Path) -> str:

@@ -118,3 +118,25 @@ class CheckpointManager:
                 # Manifest first: a checkpoint without its manifest no longer exists.
                 self.store.delete(f"{self.prefix}{info.id}.json")
                 self.store.delete(info.blob_key)
+
+
+class CheckpointNotFound(LookupError):
+    """No checkpoint with that id (or none at all) for the job."""
+
+
+def checkpoint_prefix(namespace: str, name: str) -> str:
+    """Where a TrainingJob's checkpoints live in the object store (the trainer writes them there)."""
+    return f"checkpoints/{namespace}/{name}"
+
+
+def pick_checkpoint(manager: CheckpointManager, checkpoint_id: str | None) -> CheckpointInfo:
+    """The named checkpoint, else the best by validation score, else the newest."""
+    if checkpoint_id:
+        found = manager.find(checkpoint_id)
+        if found is None:
+            raise CheckpointNotFound(f"checkpoint {checkpoint_id!r} not found")
+        return found
+    manifests = manager.manifests()
+    if not manifests:
+        raise CheckpointNotFound("the job has no checkpoint yet")
+    return manager.best() or manifests[-1]

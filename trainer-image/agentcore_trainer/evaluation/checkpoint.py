@@ -1,5 +1,9 @@
-"""`training.evaluate`: a TrainingJob's checkpoint (the best by default) against the initial policy
-on held-out queries. CPU-bound and synchronous: callers run it in a process or thread pool."""
+"""`training.evaluate`: a checkpoint's policy against the initial policy on held-out queries.
+
+CPU-bound and synchronous. The API server does not call this in its own process: it runs
+:mod:`agentcore_trainer.evaluation.worker` in a subprocess (user reward functions must not see the
+server's credentials); standalone tools and tests call :func:`evaluate_checkpoint` directly.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from typing import Any
 
 from agentcore.api.training import GRPOConfig
-from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
+from agentcore.storage.checkpoints import CheckpointManager, checkpoint_prefix, pick_checkpoint
 from agentcore.storage.objectstore import ObjectStore
 from agentcore_trainer.algorithm.trainer import TrainerState
 from agentcore_trainer.evaluation.metrics import evaluate_against_baseline
@@ -15,27 +19,11 @@ from agentcore_trainer.policies.builtin import builtin_policy
 from agentcore_trainer.runtime.run import MAX_EVAL_QUERIES, reward_spec
 
 
-class CheckpointNotFound(LookupError):
-    pass
-
-
-def checkpoint_prefix(namespace: str, name: str) -> str:
-    """Where a TrainingJob's checkpoints live in the object store (the trainer writes them there)."""
-    return f"checkpoints/{namespace}/{name}"
-
-
-def evaluate_checkpoint(
-    store: ObjectStore,
-    namespace: str,
-    name: str,
-    config: GRPOConfig,
-    queries: list[dict[str, Any]],
-    checkpoint_id: str | None = None,
+def evaluate_state(
+    state_blob: bytes, checkpoint_id: str, config: GRPOConfig, queries: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The spec's training.evaluate result body (without job_id)."""
-    manager = CheckpointManager(store, checkpoint_prefix(namespace, name), config.checkpoint_retention)
-    info = _pick(manager, checkpoint_id)
-    state = TrainerState.from_bytes(manager.load(info))
+    """The spec's training.evaluate result body (without job_id) for one saved trainer state."""
+    state = TrainerState.from_bytes(state_blob)
     policy, baseline = builtin_policy(), builtin_policy()
     policy.load_state_dict(state.policy)
     baseline.load_state_dict(state.reference)
@@ -50,7 +38,7 @@ def evaluate_checkpoint(
     )
     comparison = body["baseline_comparison"]
     return {
-        "checkpoint_id": info.id,
+        "checkpoint_id": checkpoint_id,
         "metrics": body["metrics"],
         "baseline_comparison": {
             "success_rate_improvement": comparison["success_rate_improvement"],
@@ -63,13 +51,15 @@ def evaluate_checkpoint(
     }
 
 
-def _pick(manager: CheckpointManager, checkpoint_id: str | None) -> CheckpointInfo:
-    if checkpoint_id:
-        found = manager.find(checkpoint_id)
-        if found is None:
-            raise CheckpointNotFound(f"checkpoint {checkpoint_id!r} not found")
-        return found
-    manifests = manager.manifests()
-    if not manifests:
-        raise CheckpointNotFound("the job has no checkpoint yet")
-    return manager.best() or manifests[-1]
+def evaluate_checkpoint(
+    store: ObjectStore,
+    namespace: str,
+    name: str,
+    config: GRPOConfig,
+    queries: list[dict[str, Any]],
+    checkpoint_id: str | None = None,
+) -> dict[str, Any]:
+    """Pick the checkpoint (best by default) of a TrainingJob in `store` and evaluate it."""
+    manager = CheckpointManager(store, checkpoint_prefix(namespace, name), config.checkpoint_retention)
+    info = pick_checkpoint(manager, checkpoint_id)
+    return evaluate_state(manager.load(info), info.id, config, queries)

@@ -16,16 +16,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentcore import logs
 from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.datasources import DataSourceError, load_queries, validate_queries
 from agentcore.kube import config as kubeconfig
 from agentcore.kube.client import TRAININGJOB_RESOURCE, KubeClient
-from agentcore.storage.checkpoints import CheckpointManager
+from agentcore.storage.checkpoints import CheckpointManager, checkpoint_prefix
 from agentcore.storage.db import database_url, make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
 from agentcore.storage.trajectories import TrajectoryRepository
-from agentcore_trainer.evaluation.checkpoint import checkpoint_prefix
 from agentcore_trainer.runtime.reporting import ConsoleStatusSink, KubeStatusSink, StatusSink
 from agentcore_trainer.runtime.run import EXIT_CODES, RunIdentity, RunInputs, TrainingRun
 
@@ -33,9 +33,7 @@ log = logging.getLogger("agentcore.trainer")
 
 
 def run_trainer(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure("INFO")
     try:
         return asyncio.run(_standalone(args) if args.dataset else _in_cluster())
     except (DataSourceError, ValidationError, ValueError) as exc:

@@ -1,46 +1,49 @@
-"""Operator configuration, from the environment (the chart sets it) or `agentcore operator` flags."""
+"""Operator configuration: every field from the environment (``AGENTCORE_*``, as the chart sets
+it) or from `agentcore operator` flags, through pydantic-settings."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-DEFAULT_TRAINER_IMAGE = "ghcr.io/agentcore/agentcore-training:0.1.0"
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agentcore.api.images import DEFAULT_TRAINER_IMAGE
 
 
-@dataclass(frozen=True)
-class OperatorConfig:
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTCORE_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
     trainer_image: str = DEFAULT_TRAINER_IMAGE
     # Handed to trainer pods through a per-job Secret (the pods run in the jobs' namespaces).
     database_url: str = ""
     object_store: str = ""
     s3_endpoint: str = ""
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_region: str = "us-east-1"
-    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    s3_access_key: str = Field(default="", validation_alias=AliasChoices("AWS_ACCESS_KEY_ID"))
+    s3_secret_key: str = Field(default="", validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY"))
+    s3_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION"))
+    # Empty: all namespaces. From the environment as a comma-separated list.
+    namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("AGENTCORE_WATCH_NAMESPACES")
+    )
     resync_seconds: float = 30.0
     metrics_port: int = 0  # 0: no metrics server
     webhook_timeout: float = 10.0
     webhook_retries: int = 5
     trainer_grace_seconds: int = 60
-    extra_trainer_env: dict[str, str] = field(default_factory=dict)
+    extra_trainer_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return tuple(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
 
     @classmethod
-    def from_env(cls) -> OperatorConfig:
-        env = os.environ
-        return cls(
-            trainer_image=env.get("AGENTCORE_TRAINER_IMAGE", DEFAULT_TRAINER_IMAGE),
-            database_url=env.get("AGENTCORE_DATABASE_URL", ""),
-            object_store=env.get("AGENTCORE_OBJECT_STORE", ""),
-            s3_endpoint=env.get("AGENTCORE_S3_ENDPOINT", ""),
-            s3_access_key=env.get("AWS_ACCESS_KEY_ID", ""),
-            s3_secret_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
-            s3_region=env.get("AWS_REGION", "us-east-1"),
-            namespaces=tuple(n for n in env.get("AGENTCORE_WATCH_NAMESPACES", "").split(",") if n),
-            resync_seconds=float(env.get("AGENTCORE_RESYNC_SECONDS", "30")),
-            metrics_port=int(env.get("AGENTCORE_METRICS_PORT", "0")),
-        )
+    def from_env(cls, **overrides: Any) -> OperatorConfig:
+        """The environment, with explicit values (e.g. command-line flags) winning."""
+        return cls(**overrides)
 
     def trainer_secret_data(self) -> dict[str, str]:
         """What the trainer needs to reach the database and the object store."""

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from agentcore.kube.client import ApiError
+from agentcore.logs import JsonFormatter
 from agentcore.server.app import create_app
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.models import ListJobsResult
-from agentcore.server.logs import JsonFormatter
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.trajectories import TrajectoryRepository
 from tests.unit.server.jsonrpc.conftest import Api, FakeKube, make_settings, token
@@ -109,5 +109,5 @@ def test_json_log_lines() -> None:
     record.sub = "alice"
     record.status = 200
     line = json.loads(JsonFormatter().format(record))
-    assert line["msg"] == "POST /x" and line["sub"] == "alice" and line["status"] == 200
-    assert line["level"] == "info" and line["ts"].endswith("Z")
+    assert line["message"] == "POST /x" and line["sub"] == "alice" and line["status"] == 200
+    assert line["severity"] == "info" and line["timestamp"].endswith("Z")

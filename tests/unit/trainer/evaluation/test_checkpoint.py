@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 
 from agentcore.api.training import GRPOConfig
-from agentcore.storage.checkpoints import CheckpointManager
+from agentcore.storage.checkpoints import CheckpointManager, CheckpointNotFound, checkpoint_prefix
 from agentcore.storage.objectstore import LocalObjectStore
 from agentcore_trainer.algorithm.trainer import Trainer
 from agentcore_trainer.datasets import generate
-from agentcore_trainer.evaluation.checkpoint import CheckpointNotFound, checkpoint_prefix, evaluate_checkpoint
+from agentcore_trainer.evaluation.checkpoint import evaluate_checkpoint
 from agentcore_trainer.runtime.run import algo_config
 
 

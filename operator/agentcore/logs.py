@@ -1,5 +1,8 @@
-"""Structured (JSON lines) logging. Access log records carry an explicit allow-list of fields:
-never headers, so never a bearer token.
+"""One structured log schema for the operator, the API server and the trainer: JSON lines with
+``timestamp`` (RFC 3339, UTC, milliseconds), ``severity`` (lower case), ``logger``, ``message``,
+then the record's extra fields (kopf's object reference as ``object``). The keys are kopf's own
+JSON log keys, so the operator's lines and kopf's read the same. Access log records carry an
+explicit allow-list of fields: never headers, so never a bearer token.
 
 Lines are written synchronously, as aiohttp's own access logger does. A queue and a writer thread
 would keep a stalled stderr pipe off the event loop, but measured with bench/rpc.py the thread's
@@ -19,6 +22,7 @@ ACCESS_LOGGER = "agentcore.api.access"
 # LogRecord attributes that are not user fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _ENCODER = json.JSONEncoder(default=str)
+_KOPF = ("k8s_", "settings")  # kopf's record attributes: the reference is kept as `object`
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,12 +37,15 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": self._time(record.created),
-            "level": record.levelname.lower(),
+            "timestamp": self._time(record.created),
+            "severity": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "message": record.getMessage(),
         }
-        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        extra = vars(record)
+        if isinstance(extra.get("k8s_ref"), dict):  # kopf's per-object loggers
+            out["object"] = extra["k8s_ref"]
+        out.update({k: v for k, v in extra.items() if k not in _STANDARD and not k.startswith(_KOPF)})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return _ENCODER.encode(out)
