@@ -15,7 +15,12 @@ def record(**extra: object) -> logging.LogRecord:
 
 
 def test_schema_keys_and_kopf_object_reference() -> None:
-    ref = {"apiVersion": "training.agentcore.io/v1alpha1", "kind": "TrainingJob", "name": "a", "namespace": "n"}
+    ref = {
+        "apiVersion": "training.agentcore.io/v1alpha1",
+        "kind": "TrainingJob",
+        "name": "a",
+        "namespace": "n",
+    }
     line = json.loads(JsonFormatter().format(record(k8s_ref=ref, k8s_skip=False, settings=object())))
     assert list(line)[:4] == ["timestamp", "severity", "logger", "message"]
     assert line["severity"] == "warning" and line["message"] == "Patching status"
