@@ -377,8 +377,6 @@ def test_export_through_the_chart_api(
             "filters": {"job_ids": [example_done["metadata"]["uid"]]},
         },
     }
-    if _call(installed, token, "GET", "/api/v1/exports/formats")[0] == 404:
-        pytest.skip("the API server does not serve the Exports REST API (/api/v1/exports) yet")
     code, created = _call(installed, token, "POST", "/api/v1/exports", body)
     assert code == 202, created
 

@@ -396,7 +396,7 @@ def test_operator_holds_what_it_grants_trainers(values: Path) -> None:
 def test_operator_holds_what_it_grants_exporters(
     default_objs: list[Obj], export_type: str, config: dict[str, Any]
 ) -> None:
-    exportjob_children = pytest.importorskip("agentcore.controllers.exportjob.children")
+    from agentcore.controllers.exportjob import children as exportjob_children
     from agentcore.exports.keys import key_secret
 
     ej = {
