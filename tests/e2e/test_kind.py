@@ -140,16 +140,15 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 2) -> Any:
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:
     built = {}
-    for dockerfile, repo in (
-        ("operator/Dockerfile", OPERATOR_IMAGE),
-        ("trainer-image/Dockerfile", TRAINER_IMAGE),
-    ):
+    for target, repo in (("operator", OPERATOR_IMAGE), ("trainer", TRAINER_IMAGE)):
         ref = f"{repo}:{TAG}"
         run(
             "docker",
             "build",
             "-f",
-            REPO / dockerfile,
+            REPO / "operator" / "Dockerfile",
+            "--target",
+            target,
             "-t",
             ref,
             "--build-arg",
