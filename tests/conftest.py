@@ -6,6 +6,7 @@ process also dies with the test process (PR_SET_PDEATHSIG), so nothing outlives 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from agentcore.devenv.controlplane import ControlPlane
 from agentcore.devenv.dev import node_ready, start_node_agent
@@ -105,3 +108,21 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.3, what: str = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def trajectory_counts(dsn: str, job_id: str) -> tuple[int, int]:
+    """(rows, distinct ids) of a job's trajectories: equal when a resumed run duplicated none."""
+
+    async def query():
+        engine = create_async_engine(dsn)
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("select count(*), count(distinct id) from trajectories where job_id = :j"),
+                    {"j": job_id},
+                )
+            ).one()
+        await engine.dispose()
+        return int(row[0]), int(row[1])
+
+    return asyncio.run(query())

@@ -17,12 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from agentcore.devenv.procs import ManagedProcess, free_port
 from agentcore_trainer.datasets import generate
-from tests.conftest import REPO, get_json, wait_for
+from tests.conftest import REPO, get_json, trajectory_counts, wait_for
 
 pytestmark = pytest.mark.integration
 AGENTCORE = str(Path(sys.executable).parent / "agentcore")
@@ -187,22 +185,6 @@ def trainer_pids(name: str) -> list[int]:
             if f"AGENTCORE_JOB_NAME={name}\0".encode() in environ:
                 pids.append(int(proc.name))
     return pids
-
-
-def trajectory_counts(dsn: str, job_id: str) -> tuple[int, int]:
-    async def query():
-        engine = create_async_engine(dsn)
-        async with engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("select count(*), count(distinct id) from trajectories where job_id = :j"),
-                    {"j": job_id},
-                )
-            ).one()
-        await engine.dispose()
-        return int(row[0]), int(row[1])
-
-    return asyncio.run(query())
 
 
 def test_example_runs_to_completed(control_plane, operator, namespace):

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agentcore_trainer.datasets import generate
+from tests.conftest import trajectory_counts
 
 pytestmark = pytest.mark.integration
 AGENTCORE = str(Path(sys.executable).parent / "agentcore")
@@ -110,22 +111,6 @@ class Run:
     @property
     def job_id(self) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentcore-standalone/{self.name}"))
-
-
-def trajectory_counts(dsn: str, job_id: str) -> tuple[int, int]:
-    async def query():
-        engine = create_async_engine(dsn)
-        async with engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("select count(*), count(distinct id) from trajectories where job_id = :j"),
-                    {"j": job_id},
-                )
-            ).one()
-        await engine.dispose()
-        return int(row[0]), int(row[1])
-
-    return asyncio.run(query())
 
 
 BASE = {
