@@ -1,41 +1,110 @@
 """Load TrainingQuery lists from a TrainingJob's data source: inline, a ConfigMap or Secret key,
-or an object-store URI. Used by the operator (to validate before starting) and by the trainer."""
+or an object-store URI. Used by the operator (to validate before starting), the trainer and the
+API server's evaluation backend.
+
+Reads are bounded by a :class:`DataPolicy` (the same in every component, from the environment):
+a URI must lie under the tenant's own prefix of the platform store (``<store>/datasets/<namespace>/``,
+where the API server uploads large datasets) or under an allow-listed prefix; the object must be
+a regular object of at most ``max_bytes``; the read and the parse happen off the event loop and
+within ``timeout_seconds``. So a TrainingJob naming ``file:///dev/zero`` or another tenant's bucket
+gets a clear ValidationFailed, and cannot exhaust the operator's memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
+import posixpath
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agentcore.api.training import TrainingQuery
 from agentcore.kube.client import CONFIGMAPS, SECRETS, ApiError, KubeClient
-from agentcore.storage.objectstore import ObjectNotFound, ObjectStore, open_store
+from agentcore.storage.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge, open_store
 
 StoreOpener = Callable[[str], ObjectStore]
+DATASETS_PREFIX = "datasets"
 
 
 class DataSourceError(ValueError):
     """The source cannot be read or does not hold valid queries; the message says which and why."""
 
 
+class DataPolicy(BaseSettings):
+    """Which data URIs a TrainingJob may name, and how much may be read (``AGENTCORE_DATA_*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTCORE_DATA_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # The platform store (the API server's uploads live under <store>/datasets/<namespace>/).
+    store: str = Field(default="", validation_alias="AGENTCORE_OBJECT_STORE")
+    # Further URI prefixes every tenant may read, e.g. s3://shared-datasets/public/ (comma-separated).
+    allowed_uris: Annotated[tuple[str, ...], NoDecode] = ()
+    max_bytes: int = 64 << 20
+    timeout_seconds: float = 30.0
+
+    @field_validator("allowed_uris", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+    def tenant_prefix(self, namespace: str) -> str | None:
+        return f"{self.store.rstrip('/')}/{DATASETS_PREFIX}/{namespace}/" if self.store else None
+
+    def check(self, uri: str, namespace: str) -> None:
+        """Raise DataSourceError unless `uri` is one this tenant may read."""
+        normal = _normalise(uri)
+        prefixes = [p for p in (self.tenant_prefix(namespace), *self.allowed_uris) if p]
+        if not any(normal.startswith(_normalise(p).rstrip("/") + "/") for p in prefixes):
+            allowed = ", ".join(prefixes) or "none configured"
+            raise DataSourceError(
+                f"uri {uri!r} is not allowed: data URIs must lie under the namespace's own prefix "
+                f"or an allow-listed one ({allowed})"
+            )
+
+
+def _normalise(uri: str) -> str:
+    """file:// paths are resolved (no `..` or symlink escapes); s3 keys are literal strings."""
+    if uri.startswith("file://"):
+        return "file://" + os.path.realpath(posixpath.normpath(uri[len("file://") :]))
+    return uri
+
+
 async def load_queries(
-    source: dict[str, Any], namespace: str, kube: KubeClient, open_uri: StoreOpener = open_store
+    source: dict[str, Any],
+    namespace: str,
+    kube: KubeClient,
+    open_uri: StoreOpener = open_store,
+    policy: DataPolicy | None = None,
 ) -> list[dict[str, Any]]:
     if "inline" in source:
-        raw: Any = source["inline"]
-    elif "configMapKeyRef" in source:
-        raw = _parse(await _key_of(kube, CONFIGMAPS, namespace, source["configMapKeyRef"]))
+        return validate_queries(source["inline"])
+    if "configMapKeyRef" in source:
+        text: str | bytes = await _key_of(kube, CONFIGMAPS, namespace, source["configMapKeyRef"])
     elif "secretKeyRef" in source:
-        raw = _parse(await _key_of(kube, SECRETS, namespace, source["secretKeyRef"]))
+        text = await _key_of(kube, SECRETS, namespace, source["secretKeyRef"])
     elif "uri" in source:
-        raw = _parse(await asyncio.to_thread(_read_uri, source["uri"], open_uri))
+        rules = policy or DataPolicy()
+        rules.check(source["uri"], namespace)
+        text = await _bounded(asyncio.to_thread(_read_uri, source["uri"], open_uri, rules.max_bytes), rules)
     else:
         raise DataSourceError("data source names none of inline, configMapKeyRef, secretKeyRef, uri")
-    return validate_queries(raw)
+    # Parsing megabytes of JSON is CPU work: not on the event loop.
+    return await asyncio.to_thread(lambda: validate_queries(_parse(text)))
+
+
+async def _bounded(read: Any, policy: DataPolicy) -> bytes:
+    try:
+        data: bytes = await asyncio.wait_for(read, policy.timeout_seconds)
+    except TimeoutError:
+        raise DataSourceError(f"reading the data took longer than {policy.timeout_seconds:g}s") from None
+    return data
 
 
 def validate_queries(raw: Any) -> list[dict[str, Any]]:
@@ -67,12 +136,14 @@ async def _key_of(kube: KubeClient, res: Any, namespace: str, ref: dict[str, str
     return base64.b64decode(value).decode() if res is SECRETS else str(value)
 
 
-def _read_uri(uri: str, open_uri: StoreOpener) -> bytes:
+def _read_uri(uri: str, open_uri: StoreOpener, max_bytes: int) -> bytes:
     base, _, key = uri.rpartition("/")
     try:
-        return open_uri(base).get_bytes(key)
+        return open_uri(base).get_bytes(key, max_bytes=max_bytes)
     except ObjectNotFound as exc:
         raise DataSourceError(f"object {uri!r} not found") from exc
+    except ObjectTooLarge as exc:
+        raise DataSourceError(f"object {uri!r} {exc}") from exc
 
 
 def _parse(text: str | bytes) -> Any:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcore.api.training import TrainingJob
-from agentcore.datasources import DataSourceError, load_queries
+from agentcore.datasources import DataPolicy, DataSourceError, load_queries
 from agentcore.kube.client import KubeClient
 from agentcore.server.jsonrpc.errors import not_found
 from agentcore.server.jsonrpc.evaluation import EvaluationError
@@ -117,7 +117,10 @@ class CheckpointEvaluator:
         if source is None:
             raise EvaluationError("the job has no evaluationData: pass evaluation_queries")
         try:
-            return await load_queries(source.to_resource(), tj.metadata.namespace or "", self.kube)
+            policy = DataPolicy(store=self.store.uri)
+            return await load_queries(
+                source.to_resource(), tj.metadata.namespace or "", self.kube, policy=policy
+            )
         except DataSourceError as exc:
             raise EvaluationError(f"evaluation data: {exc}") from exc
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from urllib.parse import urlparse
 
 class ObjectNotFound(KeyError):
     pass
+
+
+class ObjectTooLarge(ValueError):
+    """A bounded read met an object larger than the bound (or one that is not a regular file)."""
 
 
 class ObjectStore(Protocol):
@@ -29,7 +34,7 @@ class ObjectStore(Protocol):
         content_type: str = "application/octet-stream",
         content_disposition: str | None = None,
     ) -> str: ...
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def url_for(self, key: str) -> str: ...
@@ -74,9 +79,16 @@ class LocalObjectStore:
         os.replace(tmp, target)
         return self.url_for(key)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            if max_bytes is None:
+                return path.read_bytes()
+            # Only regular files: a device such as /dev/zero reports size 0 and never ends.
+            if not stat.S_ISREG(path.stat().st_mode):
+                raise ObjectTooLarge("is not a regular file")
+            with path.open("rb") as fh:
+                return _at_most(fh.read(max_bytes + 1), max_bytes)
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
 
@@ -142,12 +154,14 @@ class S3ObjectStore:
         self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra, Config=config)
         return self.url_for(key)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         from botocore.exceptions import ClientError
 
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            return bytes(body.read())
+            extra = {} if max_bytes is None else {"Range": f"bytes=0-{max_bytes}"}
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)["Body"]
+            data = bytes(body.read())
+            return data if max_bytes is None else _at_most(data, max_bytes)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise ObjectNotFound(key) from exc
@@ -173,6 +187,12 @@ class S3ObjectStore:
                 "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in
             )
         )
+
+
+def _at_most(data: bytes, max_bytes: int) -> bytes:
+    if len(data) > max_bytes:
+        raise ObjectTooLarge(f"is larger than the limit of {max_bytes} bytes")
+    return data
 
 
 def s3_client(

@@ -19,7 +19,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from agentcore.auth.tokens import PERMISSIONS, issue_token
-from agentcore.datasources import load_queries
+from agentcore.datasources import DataPolicy, DataSourceError, load_queries
 from agentcore.devenv.procs import ManagedProcess, free_port
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
@@ -341,8 +341,11 @@ async def test_large_datasets_go_to_s3_where_the_trainer_reads_them(
             base, endpoint_url=creds.endpoint_url, access_key=creds.access_key, secret_key=creds.secret_key
         )
 
-    loaded = await load_queries(obj["spec"]["trainingData"], namespace, server.kube, open_uri=opener)
+    policy = DataPolicy(store=f"s3://{server.bucket}/agentcore")  # the trainer's AGENTCORE_OBJECT_STORE
+    loaded = await load_queries(obj["spec"]["trainingData"], namespace, server.kube, opener, policy)
     assert loaded == data  # exactly what the trainer will train on
+    with pytest.raises(DataSourceError, match="not allowed"):  # another tenant reads none of it
+        await load_queries(obj["spec"]["trainingData"], "other-tenant", server.kube, opener, policy)
 
 
 async def test_tenants_do_not_see_each_other(server: Server, namespace: str, control_plane: Any) -> None:

@@ -42,6 +42,7 @@ from agentcore.api.training import MAX_INLINE_QUERIES
 from agentcore.auth import tokens
 from agentcore.auth.tokens import Principal
 from agentcore.cost import estimate_iteration_cost, money
+from agentcore.datasources import DATASETS_PREFIX
 from agentcore.kube.client import ApiError
 from agentcore.server.jsonrpc import errors, models
 from agentcore.server.jsonrpc.dispatch import CallContext, Method
@@ -230,7 +231,7 @@ class TrainingService:
                     f"{self.options.inline_data_max_bytes} bytes inline and has no object store configured",
                 },
             )
-        key = f"datasets/{namespace}/{name}/{kind}.json"
+        key = f"{DATASETS_PREFIX}/{namespace}/{name}/{kind}.json"  # the tenant prefix DataPolicy allows
         uri = await asyncio.to_thread(self.store.put_bytes, key, payload, "application/json")
         uploaded.append(key)
         return {"uri": uri}
