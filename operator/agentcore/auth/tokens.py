@@ -136,7 +136,10 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens; successful verifications are cached by token until they expire."""
+    """Verifies bearer tokens; a successful verification is cached for at most `cache_seconds`
+    (and never past the token's expiry). Keys from files are re-read when a file changes (a
+    mounted Secret is updated in place): a removed or rotated key, and every token verified with
+    it, stops working at the next check, at most `reload_seconds` later."""
 
     def __init__(
         self,
@@ -146,6 +149,9 @@ class TokenVerifier:
         issuer: str | None = None,
         leeway: float = 5.0,
         cache_size: int = 10_000,
+        cache_seconds: float = 30.0,
+        key_files: KeyFiles | None = None,
+        reload_seconds: float = 5.0,
     ) -> None:
         self._hmac = _hmac_key(hs256_secret) if hs256_secret is not None else None
         self._rsa = dict(rs256_keys or {})
@@ -154,8 +160,13 @@ class TokenVerifier:
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_size = cache_size
+        self.cache_seconds = cache_seconds
+        self._files = key_files
+        self._reload_seconds = reload_seconds
+        self._checked_at = time.monotonic()
+        self._stamp = key_files.stamp() if key_files else None
 
     @classmethod
     def from_files(
@@ -165,22 +176,31 @@ class TokenVerifier:
         jwks_file: str | Path | None = None,
         **options: Any,
     ) -> TokenVerifier:
-        keys: dict[str | None, Any] = {}
-        if public_key_file:
-            keys[None] = Path(public_key_file).read_bytes()
-        if jwks_file:
-            keys.update(load_jwks(json.loads(Path(jwks_file).read_text())))
-        return cls(hs256_secret=hs256_secret, rs256_keys=keys, **options)
+        files = KeyFiles(public_key_file, jwks_file)
+        return cls(hs256_secret=hs256_secret, rs256_keys=files.load(), key_files=files, **options)
 
     def verify(self, token: str) -> Principal:
+        self._reload_if_changed()
+        now = time.time()
         cached = self._cache.get(token)
-        if cached is not None and (cached.expires_at or 0) + self.leeway > time.time():
-            return cached
+        if cached is not None:
+            verified_at, principal = cached
+            if now - verified_at < self.cache_seconds and (principal.expires_at or 0) + self.leeway > now:
+                return principal
         principal = self._decode(token)
         if len(self._cache) >= self._cache_size:
             self._cache.clear()  # crude but bounded; a full cache just means re-verifying
-        self._cache[token] = principal
+        self._cache[token] = (now, principal)
         return principal
+
+    def _reload_if_changed(self) -> None:
+        if self._files is None or time.monotonic() - self._checked_at < self._reload_seconds:
+            return
+        self._checked_at = time.monotonic()
+        stamp = self._files.stamp()
+        if stamp != self._stamp:
+            self._rsa, self._stamp = self._files.load(), stamp
+            self._cache.clear()
 
     def _decode(self, token: str) -> Principal:
         try:
@@ -210,6 +230,30 @@ class TokenVerifier:
                 return self._rsa[None]
             raise AuthError("unknown key id")
         raise AuthError(f"algorithm {alg!r} is not accepted")
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """RS256 verification keys kept in files: a PEM public key and/or a JWKS document."""
+
+    public_key_file: str | Path | None = None
+    jwks_file: str | Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [Path(p) for p in (self.public_key_file, self.jwks_file) if p]
+
+    def stamp(self) -> tuple[tuple[int, int], ...]:
+        """What changes when a file is replaced or rewritten (a Secret volume swaps a symlink)."""
+        stats = [p.stat() for p in self.paths()]
+        return tuple((s.st_mtime_ns, s.st_ino) for s in stats)
+
+    def load(self) -> dict[str | None, Any]:
+        keys: dict[str | None, Any] = {}
+        if self.public_key_file:
+            keys[None] = Path(self.public_key_file).read_bytes()
+        if self.jwks_file:
+            keys.update(load_jwks(json.loads(Path(self.jwks_file).read_text())))
+        return keys
 
 
 def load_jwks(document: Mapping[str, Any]) -> dict[str | None, Any]:

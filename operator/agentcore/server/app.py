@@ -188,9 +188,11 @@ async def _dependencies(
     exports.kube, exports.store = cast(KubeClient, kube), store
     if engine is not None:
         exports.engine, exports.audit = engine, AuditLog(session_factory(engine), exports.clock)
+    # The audit log lives in the trajectory database: JSON-RPC exports are recorded like REST ones.
+    audit = exports.audit or AuditLog(repo.sessions, exports.clock)
     cache = JobCache(kube, settings.watch_namespace)
     watcher = asyncio.create_task(cache.run(), name="trainingjob-cache")
-    service = TrainingService(kube, cache, repo, store, evaluator, settings.training_options())
+    service = TrainingService(kube, cache, repo, store, evaluator, settings.training_options(), audit=audit)
     methods = service.methods()
     methods.append(discover_method(methods))
     state.dispatcher = Dispatcher(

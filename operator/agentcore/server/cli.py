@@ -8,7 +8,11 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default 0.0.0.0; 127.0.0.1 with --insecure-disable-auth)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument(
         "--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG, else in-cluster)"
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level)
     try:
         settings = Settings.from_env(
-            host=args.host,
+            host=listen_host(args),
             port=args.port,
             kubeconfig=args.kubeconfig,
             database_url=args.database_url,
@@ -85,3 +89,10 @@ def run(args: argparse.Namespace) -> int:
     # access_log=None: the app writes its own structured access log.
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
+
+
+def listen_host(args: argparse.Namespace) -> str | None:
+    """An unauthenticated server is reachable from this machine only, unless a host is named."""
+    if args.host is None and args.insecure_disable_auth:
+        return "127.0.0.1"
+    return str(args.host) if args.host is not None else None

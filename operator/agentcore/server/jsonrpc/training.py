@@ -43,6 +43,7 @@ from agentcore.auth import tokens
 from agentcore.auth.tokens import Principal
 from agentcore.cost import estimate_iteration_cost, money
 from agentcore.datasources import DATASETS_PREFIX
+from agentcore.exports.audit import AuditLog
 from agentcore.kube.client import ApiError
 from agentcore.server.jsonrpc import errors, models
 from agentcore.server.jsonrpc.dispatch import CallContext, Method
@@ -85,7 +86,9 @@ class TrainingService:
         store: ObjectStore | None = None,
         evaluator: Evaluator | None = None,
         options: TrainingOptions | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
         self.kube = kube
         self.cache = cache
         self.repo = repo
@@ -403,6 +406,7 @@ class TrainingService:
         job = await self._job(ctx.principal, p.job_id)
         flt = TrajectoryFilter(job.uid, success_only=p.success_only, min_reward=p.min_reward)
         page = await self.repo.page(flt, p.limit, p.offset, p.cursor)
+        await self._audit_export(ctx, job, p, len(page.rows))
         return {
             "job_id": job.uid,
             "trajectories": [to_api(row) for row in page.rows],
@@ -411,6 +415,30 @@ class TrainingService:
             "has_more": page.has_more,
             "next_cursor": page.next_cursor,
         }
+
+    async def _audit_export(
+        self, ctx: CallContext, job: CachedJob, p: models.ExportTrajectoriesParams, returned: int
+    ) -> None:
+        """Trajectories leave the platform here as through the Exports API: same audit log."""
+        if self.audit is None:
+            return
+        details = {
+            "job_id": job.uid,
+            "returned_count": returned,
+            "offset": p.offset,
+            "cursor": p.cursor is not None,
+            "success_only": p.success_only,
+            "min_reward": p.min_reward,
+        }
+        await self.audit.record(
+            job.namespace,
+            ctx.principal.sub,
+            "trajectories.export",
+            "TrainingJob",
+            job.name,
+            request_id=ctx.request_id,
+            details=details,
+        )
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -137,6 +137,37 @@ def test_rs256_with_a_jwks(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
             verifier.verify(bad)
 
 
+def test_a_key_removed_from_the_jwks_revokes_its_cached_tokens(
+    rsa_key: rsa.RSAPrivateKey, tmp_path: Path
+) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def jwks(*pairs: tuple[str, rsa.RSAPrivateKey]) -> str:
+        keys = [
+            {**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": kid, "use": "sig", "alg": "RS256"}
+            for kid, key in pairs
+        ]
+        return json.dumps({"keys": keys})
+
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(("k1", rsa_key), ("k2", other)))
+    verifier = TokenVerifier.from_files(jwks_file=path, reload_seconds=0)
+    old, new = rs256(rsa_key, kid="k1"), rs256(other, kid="k2")
+    assert verifier.verify(old).sub == "svc"  # verified and cached
+    staged = tmp_path / "jwks.new"
+    staged.write_text(jwks(("k2", other)))
+    staged.replace(path)  # how a Secret volume swaps its files: a new inode
+    with pytest.raises(AuthError, match="unknown key id"):
+        verifier.verify(old)
+    assert verifier.verify(new).sub == "svc"
+
+
+def test_cache_entries_are_bounded_in_time() -> None:
+    verifier = TokenVerifier(hs256_secret=SECRET, cache_seconds=0)
+    fresh = issue_token(SECRET, "alice")
+    assert verifier.verify(fresh) is not verifier.verify(fresh)  # verified again, not served from cache
+
+
 def test_keys_are_required_and_secrets_long() -> None:
     with pytest.raises(ValueError, match="no token verification key"):
         TokenVerifier()
@@ -150,7 +181,7 @@ def test_keys_are_required_and_secrets_long() -> None:
 def test_cached_principals_expire() -> None:
     verifier = TokenVerifier(hs256_secret=SECRET, leeway=0)
     expired = issue_token(SECRET, "alice", ttl=-10)
-    verifier._cache[expired] = Principal("alice", frozenset(), (), expires_at=time.time() - 10)
+    verifier._cache[expired] = (time.time(), Principal("alice", frozenset(), (), expires_at=time.time() - 10))
     with pytest.raises(AuthError):
         verifier.verify(expired)
     fresh = issue_token(SECRET, "alice")
@@ -222,3 +253,15 @@ async def test_insecure_mode_needs_no_token(repo: Any, caplog: pytest.LogCapture
 def test_auth_must_be_configured() -> None:
     with pytest.raises(ValueError, match="no JWT verification key"):
         create_app(Settings())
+
+
+def test_insecure_mode_listens_on_loopback_unless_told_otherwise() -> None:
+    import argparse
+
+    from agentcore.server.cli import add_arguments, listen_host
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert listen_host(parser.parse_args(["--insecure-disable-auth"])) == "127.0.0.1"
+    assert listen_host(parser.parse_args(["--insecure-disable-auth", "--host", "0.0.0.0"])) == "0.0.0.0"
+    assert listen_host(parser.parse_args([])) is None  # the settings' default (0.0.0.0) applies

@@ -216,3 +216,26 @@ async def test_export_unknown_job_and_failing_database(exported: tuple[Api, str]
     monkeypatch.setattr(api.repo, "page", broken)
     error = await api.error("training.export_trajectories", {"job_id": job_id})
     assert error == {"code": errors.INTERNAL_ERROR, "message": "Internal error"}
+
+
+async def test_exports_are_audited_like_the_rest_api(exported: tuple[Api, str]) -> None:
+    from sqlalchemy import select
+
+    from agentcore.storage.tables import AuditEntry
+
+    api, job_id = exported
+    await api.result("training.export_trajectories", {"job_id": job_id, "limit": 5, "success_only": True})
+    async with api.repo.sessions() as session:
+        rows = (
+            await session.execute(select(AuditEntry).where(AuditEntry.action == "trajectories.export"))
+        ).all()
+    entry = next(row[0] for row in rows if (row[0].details or {}).get("job_id") == job_id)
+    assert entry.actor == "alice" and entry.resource_kind == "TrainingJob" and entry.outcome == "success"
+    assert entry.details == {
+        "job_id": job_id,
+        "returned_count": 5,
+        "offset": 0,
+        "cursor": False,
+        "success_only": True,
+        "min_reward": None,
+    }
