@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
@@ -74,8 +75,15 @@ class JobCache:
         namespace: str | None = None,
         resource: Resource = TRAININGJOBS_RESOURCE,
         watch_timeout: int = 300,
+        stale_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
+        # The apiserver sends a bookmark about every minute and ends a watch after watch_timeout:
+        # a stream silent for longer than that is a hung connection, not a quiet cluster.
+        self.stale_after = stale_after if stale_after is not None else watch_timeout + 30.0
+        self._clock = clock
+        self._contact = clock()
         self._namespace = namespace
         self._resource = resource
         self._watch_timeout = watch_timeout
@@ -96,8 +104,14 @@ class JobCache:
 
     @property
     def ready(self) -> bool:
-        """Synced once, and the latest list succeeded (a watch reconnect does not flip it)."""
-        return self.synced and self.healthy
+        """Synced once, the latest list or watch succeeded (a clean watch reconnect does not flip
+        it), and the apiserver was heard from within `stale_after`: a replica whose cache stopped
+        following the apiserver leaves the Service's endpoints instead of answering from old data."""
+        return self.synced and self.healthy and not self.stale
+
+    @property
+    def stale(self) -> bool:
+        return self._clock() - self._contact > self.stale_after
 
     async def wait_synced(self, seconds: float) -> bool:
         if not self._synced.is_set():
@@ -176,6 +190,7 @@ class JobCache:
     def apply(self, event: JSON) -> None:
         """Apply one watch event."""
         kind, obj = event.get("type"), event.get("object") or {}
+        self._contact = self._clock()  # any event, bookmarks included, proves the stream is alive
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Expired
@@ -204,6 +219,7 @@ class JobCache:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.healthy = False  # not ready until a list succeeds again
                 log.warning("trainingjob cache: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: replicas do not stampede
                 delay = min(delay * 2, 30.0)
@@ -216,6 +232,7 @@ class JobCache:
             raise
         self._replace_all(result.get("items") or [])
         self.resource_version = (result.get("metadata") or {}).get("resourceVersion")
+        self._contact = self._clock()
         self.healthy = True
         self._synced.set()
 
@@ -225,6 +242,7 @@ class JobCache:
                 self._resource, self._namespace, self.resource_version, timeout_seconds=self._watch_timeout
             ):
                 self.apply(event)
+            self._contact = self._clock()  # the server ended the watch cleanly: it is alive
         except ApiError as exc:
             if exc.status == 410:
                 raise _Expired from None
