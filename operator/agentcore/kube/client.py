@@ -1,11 +1,11 @@
 """The project's Kubernetes client: plain JSON dicts over kubernetes-asyncio's transport and auth.
 
-kubernetes-asyncio is the pick: it already runs on aiohttp (one HTTP stack with the API server),
-its loaders handle exec and auth-provider plugins, merge every $KUBECONFIG path and re-read the
-rotating in-cluster token, while lightkube and kr8s would add httpx for no gain in features. Its
-generated typed models are slow, so requests go through ``ApiClient.call_api`` with
-``_preload_content=False`` and the raw aiohttp response is parsed as JSON; watches stream its lines,
-leaving resourceVersion, bookmarks and 410 Gone to the caller, as the API server sends them.
+kubernetes-asyncio is the pick: it was already a dependency and runs on aiohttp (one HTTP stack
+with the API server, where lightkube and kr8s would bring httpx), and its loaders run exec and
+auth-provider plugins, merge every $KUBECONFIG path and re-read the rotating in-cluster token.
+Its generated models are slow, so requests go through ``ApiClient.call_api`` with
+``_preload_content=False`` and the raw aiohttp response is parsed as JSON; a watch streams its
+lines and leaves resourceVersion, bookmarks and 410 Gone to the caller (the TrainingJob cache).
 """
 
 from __future__ import annotations

@@ -115,6 +115,9 @@ class KubeConfig:
         except ConfigException as exc:
             raise ConfigError(f"kubeconfig credentials: {exc}") from exc
         self._loaded = True
+        if token := self.configuration.api_key.get("BearerToken"):
+            # The library keeps a tokenFile's trailing newline, which aiohttp refuses in a header.
+            self.configuration.api_key["BearerToken"] = str(token).strip()
         user = _active_user(self._loader)
         if user is None:
             return
@@ -150,8 +153,7 @@ class KubeConfig:
         if self._token_file is None or time.monotonic() - self._token_read_at < TOKEN_FILE_REREAD_SECONDS:
             return
         self._token_read_at = time.monotonic()
-        token = self._token_file.read_text().strip()
-        if token:
+        if token := self._token_file.read_text().strip():
             configuration.api_key["BearerToken"] = f"Bearer {token}"
 
 

@@ -122,7 +122,7 @@ async def test_token_file_is_reread_as_it_rotates(
 ) -> None:
     # The node agent's per-pod kubeconfig points at a tokenFile; bound tokens rotate.
     token = tmp_path / "token"
-    token.write_text("first")
+    token.write_text("first\n")
     monkeypatch.setattr(kube_config, "TOKEN_FILE_REREAD_SECONDS", 0.0)
     config = await asyncio.to_thread(
         kube_config.load, kubeconfig(tmp_path / "c", apiserver.url, {"tokenFile": str(token)})
