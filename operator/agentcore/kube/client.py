@@ -100,6 +100,21 @@ class KubeClient:
         content_type: str = "application/json",
         client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
+        response = await self._call(method, path, body, params, content_type, client_timeout)
+        if response.status == 401 and await self.config.renew():
+            response.release()
+            response = await self._call(method, path, body, params, content_type, client_timeout)
+        return response
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, Any] | None,
+        content_type: str,
+        client_timeout: aiohttp.ClientTimeout | None,
+    ) -> aiohttp.ClientResponse:
         api = await self._client()
         response: aiohttp.ClientResponse = await api.call_api(
             path,

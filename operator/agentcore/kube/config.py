@@ -10,6 +10,7 @@ need a subprocess or a network call (exec plugins, oidc, gcp) are obtained by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import time
@@ -135,10 +136,25 @@ class KubeConfig:
             return
         async with self._lock:
             if self._due(self.expiration):
-                assert self._loader is not None
-                del self._loader.exec_plugin_expiry
-                await self._loader.load_from_exec_plugin()
-                configuration.api_key["BearerToken"] = self._loader.token
+                await self._rerun_plugin()
+
+    async def renew(self) -> bool:
+        """After a 401: run the exec plugin again (as client-go does); False if there is none or
+        it returned the same credential, so the caller does not retry in vain."""
+        if self._loader is None or "exec" not in (_active_user(self._loader) or {}):
+            return False
+        async with self._lock:
+            before = self.configuration.api_key.get("BearerToken")
+            await self._rerun_plugin()
+            return bool(self.configuration.api_key.get("BearerToken") != before)
+
+    async def _rerun_plugin(self) -> None:
+        # The caller holds the lock. Without the expiry the library cannot return its cached token.
+        assert self._loader is not None
+        with contextlib.suppress(AttributeError):
+            del self._loader.exec_plugin_expiry
+        await self._loader.load_from_exec_plugin()
+        self.configuration.api_key["BearerToken"] = self._loader.token
 
     @staticmethod
     def _due(expiry: dt.datetime | None) -> bool:

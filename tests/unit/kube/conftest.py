@@ -103,8 +103,11 @@ def kubeconfig(
     return path
 
 
-def exec_plugin(directory: Path, token: str, expiry: str | None = None) -> dict[str, Any]:
-    """A kubeconfig ``exec`` user whose plugin prints an ExecCredential and counts its runs."""
+def exec_plugin(
+    directory: Path, token: str, expiry: str | None = None, numbered: bool = False
+) -> dict[str, Any]:
+    """A kubeconfig ``exec`` user whose plugin prints an ExecCredential and counts its runs
+    (``numbered``: the token ends in the run number)."""
     status: dict[str, Any] = {"token": token}
     if expiry:
         status["expirationTimestamp"] = expiry
@@ -115,7 +118,10 @@ def exec_plugin(directory: Path, token: str, expiry: str | None = None) -> dict[
         import json, pathlib
         runs = pathlib.Path({str(directory / "runs")!r})
         runs.write_text(str(int(runs.read_text() or 0) + 1) if runs.exists() else "1")
-        print(json.dumps({credential!r}))
+        credential = {credential!r}
+        if {numbered!r}:
+            credential["status"]["token"] += "-" + runs.read_text()
+        print(json.dumps(credential))
         """)
     )
     return {

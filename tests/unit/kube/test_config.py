@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import NAMESPACES, KubeClient
@@ -44,6 +45,18 @@ async def test_exec_plugin_runs_again_when_its_token_expires(
         await kube.get(NAMESPACES, "default")
     # The library refuses a token within 5 minutes of expiry, ours within one: each request refreshes.
     assert plugin_runs(tmp_path) >= 2
+
+
+async def test_a_401_runs_the_plugin_again_and_retries_once(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    async def only_second_token(request: web.Request) -> web.Response:
+        ok = request.headers["Authorization"] == "Bearer tok-2"
+        return web.json_response({"ok": ok}, status=200 if ok else 401)
+
+    apiserver.routes[("GET", "/api/v1/namespaces/default")] = only_second_token
+    path = kubeconfig(tmp_path / "config", apiserver.url, user=exec_plugin(tmp_path, "tok", numbered=True))
+    async with KubeClient(kube_config.load(path)) as kube:
+        assert await kube.get(NAMESPACES, "default") == {"ok": True}
+    assert [s.headers["Authorization"] for s in apiserver.seen] == ["Bearer tok-1", "Bearer tok-2"]
 
 
 async def test_kopf_connection_info_carries_the_exec_token_and_expiry(tmp_path: Path) -> None:
