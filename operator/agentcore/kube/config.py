@@ -256,7 +256,7 @@ async def connection_info(
     kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
 ) -> kopf.ConnectionInfo:
     """kopf's login from the same source and credentials (exec tokens with their expiry) as ours."""
-    import kopf  # only the operator needs it; the trainer image does not ship it
+    import kopf  # lazily: the trainer, node agent and API server never log in through kopf
 
     config = await asyncio.to_thread(load, kubeconfig, context)
     scheme, _, token = (await config.authorization() or "").partition(" ")
