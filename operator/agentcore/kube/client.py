@@ -1,7 +1,11 @@
-"""A small async Kubernetes REST client over aiohttp that speaks plain dicts.
+"""The project's Kubernetes client: plain JSON dicts over kubernetes-asyncio's transport and auth.
 
-kopf brings its own client for the operator; this one serves the node agent, the API server's
-watch-backed cache and the trainer's status reports, where typed models would only cost time.
+kubernetes-asyncio is the pick: it was already a dependency and runs on aiohttp (one HTTP stack
+with the API server, where lightkube and kr8s would bring httpx), and its loaders run exec and
+auth-provider plugins, merge every $KUBECONFIG path and re-read the rotating in-cluster token.
+Its generated models are slow, so requests go through ``ApiClient.call_api`` with
+``_preload_content=False`` and the raw aiohttp response is parsed as JSON; a watch streams its
+lines and leaves resourceVersion, bookmarks and 410 Gone to the caller (the TrainingJob cache).
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
+from kubernetes_asyncio.client import ApiClient
 
 from agentcore.kube.config import KubeConfig
 
@@ -65,8 +69,8 @@ JOBS = Resource("batch", "v1", "jobs")
 class KubeClient:
     def __init__(self, config: KubeConfig, timeout: float = 30) -> None:
         self.config = config
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._api: ApiClient | None = None
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -74,25 +78,55 @@ class KubeClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.config.ssl_context(), limit=50)
-            # Watch events carry whole objects (up to etcd's ~1.5 MB): lines need a large buffer.
-            self._session = aiohttp.ClientSession(
-                base_url=self.config.server, connector=connector, read_bufsize=1 << 23
-            )
-        return self._session
+    async def _client(self) -> ApiClient:
+        if self._api is None:
+            # The TLS context is built from the credentials, so they must be there first.
+            await self.config.authenticate()
+            if self._api is None:
+                self._api = _without_env_lookups(ApiClient(self.config.configuration))
+        return self._api
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
 
-    def _headers(self, content_type: str = "application/json") -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        token = self.config.bearer_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        response = await self._call(method, path, body, params, content_type, client_timeout)
+        if response.status == 401 and await self.config.renew():
+            response.release()
+            response = await self._call(method, path, body, params, content_type, client_timeout)
+        return response
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, Any] | None,
+        content_type: str,
+        client_timeout: aiohttp.ClientTimeout | None,
+    ) -> aiohttp.ClientResponse:
+        api = await self._client()
+        response: aiohttp.ClientResponse = await api.call_api(
+            path,
+            method,
+            query_params=params,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=client_timeout or self._timeout,
+        )
+        return response
 
     async def request(
         self,
@@ -102,16 +136,11 @@ class KubeClient:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        url = path + (f"?{urlencode(params)}" if params else "")
-        data = None if body is None else json.dumps(body)
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
-        async with self._http().request(
-            method, url, data=data, headers=self._headers(content_type), timeout=timeout
-        ) as resp:
-            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+        async with await self._send(method, path, body, params, content_type) as resp:
+            payload = await resp.read()
             if resp.status >= 400:
-                raise ApiError(resp.status, payload)
-            return payload
+                raise ApiError(resp.status, _error_body(payload))
+            return json.loads(payload) if payload else None
 
     # -- verbs -------------------------------------------------------------------------------
     async def get(
@@ -176,14 +205,35 @@ class KubeClient:
         }
         if resource_version:
             query["resourceVersion"] = resource_version
-        url = res.path(namespace) + "?" + urlencode(query)
+        # No total limit: the server ends the stream after timeoutSeconds; a silent socket is dead.
         timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
-        async with self._http().get(url, headers=self._headers(), timeout=timeout) as resp:
+        async with await self._send("GET", res.path(namespace), params=query, client_timeout=timeout) as resp:
             if resp.status >= 400:
-                raise ApiError(resp.status, await resp.json(content_type=None))
+                raise ApiError(resp.status, _error_body(await resp.read()))
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
+
+
+def _without_env_lookups(api: ApiClient) -> ApiClient:
+    """Give the library's connection pool a session that does not consult proxy variables and
+    ~/.netrc on every request (two thread hops each: 4x the CPU of a GET, see bench/kube_client.py).
+    A kubeconfig's proxy-url is still passed per request; $HTTPS_PROXY is ignored, as it was before.
+    """
+    library = api.rest_client.pool_manager
+    connector = library.connector
+    library.detach()
+    # Watch events carry whole objects (etcd allows ~1.5 MB): lines need a large buffer.
+    api.rest_client.pool_manager = aiohttp.ClientSession(connector=connector, read_bufsize=1 << 23)
+    return api
+
+
+def _error_body(payload: bytes) -> Any:
+    """The apiserver's Status object; proxies and load balancers may answer in plain text."""
+    try:
+        return json.loads(payload) if payload else None
+    except ValueError:
+        return payload.decode(errors="replace")
 
 
 # The project's own kinds (group/version from the API types).

@@ -1,115 +1,274 @@
-"""Connection settings for the Kubernetes API: a kubeconfig (honouring $KUBECONFIG first, which is
-the seam the local node agent uses to give each pod its own credentials) or in-cluster config."""
+"""Connection settings for the Kubernetes API, loaded by kubernetes-asyncio's own loaders.
+
+The order is the seam the local node agent relies on to hand each pod its own credentials: an
+explicit kubeconfig, else every file listed in $KUBECONFIG (merged as kubectl merges them), else
+the in-cluster service account, else ~/.kube/config. :func:`load` only reads files; credentials that
+need a subprocess or a network call (exec plugins, oidc, gcp) are obtained by
+:meth:`KubeConfig.authenticate`, which the client awaits before its first request.
+"""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import contextlib
+import datetime as dt
 import os
-import ssl
-import tempfile
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from kubernetes_asyncio.client import Configuration
+from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
+from kubernetes_asyncio.config.kube_config import (
+    ConfigNode,
+    KubeConfigLoader,
+    KubeConfigMerger,
+)
+
+if TYPE_CHECKING:
+    import kopf
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Refresh exec credentials this long before they expire, so no request carries a dying token.
+EXPIRY_SKEW = dt.timedelta(minutes=1)
+# A kubeconfig tokenFile is re-read this often: projected service-account tokens rotate.
+TOKEN_FILE_REREAD_SECONDS = 60.0
+# The old client allowed 50 parallel connections; the library's default is 100.
+CONNECTION_POOL = 50
 
 
 class ConfigError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
 class KubeConfig:
-    server: str
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    namespace: str = "default"
-    insecure: bool = False
+    """The library's :class:`Configuration` plus the loader that can refresh its credentials.
 
-    def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.cert_file and self.key_file:
-            ctx.load_cert_chain(self.cert_file, self.key_file)
-        return ctx
+    ``server`` and ``namespace`` are known after :func:`load`; the TLS files and the token once
+    :meth:`authenticate` has run (``load`` runs it itself when called outside an event loop).
+    """
+
+    def __init__(
+        self, configuration: Configuration, namespace: str, loader: KubeConfigLoader | None = None
+    ) -> None:
+        self.configuration = configuration
+        self.namespace = namespace
+        self._loader = loader
+        self._lock = asyncio.Lock()
+        self._loaded = False
+        self._token_file: Path | None = None
+        self._token_read_at = 0.0
+
+    # -- what consumers read (the node agent, kopf login, the client) ------------------------
+    @property
+    def server(self) -> str:
+        return str(self.configuration.host)
+
+    @property
+    def ca_file(self) -> str | None:
+        return self.configuration.ssl_ca_cert
+
+    @property
+    def cert_file(self) -> str | None:
+        return self.configuration.cert_file
+
+    @property
+    def key_file(self) -> str | None:
+        return self.configuration.key_file
+
+    @property
+    def insecure(self) -> bool:
+        return not self.configuration.verify_ssl
+
+    @property
+    def expiration(self) -> dt.datetime | None:
+        """When the exec plugin's credential expires (None if it did not say, or no plugin)."""
+        return getattr(self._loader, "exec_plugin_expiry", None)
 
     def bearer_token(self) -> str | None:
-        # Re-read the file each time: projected tokens rotate.
-        if self.token_file:
-            return Path(self.token_file).read_text().strip()
-        return self.token
+        """The current token without its scheme (no refresh: await :meth:`authorization` for that)."""
+        value = self.configuration.api_key.get("BearerToken")
+        if not value:
+            return None
+        return str(value).partition(" ")[2] or None
+
+    async def authorization(self) -> str | None:
+        """The Authorization header value ("Bearer …", "Basic …"), refreshed if due."""
+        await self.authenticate()
+        value = await self.configuration.get_api_key_with_prefix("BearerToken")
+        return str(value) if value else None
+
+    # -- credentials -----------------------------------------------------------------------
+    async def authenticate(self) -> None:
+        """Obtain credentials once; the refresh hook installed here keeps them fresh."""
+        if self._loader is None or self._loaded:
+            return
+        async with self._lock:
+            if not self._loaded:
+                await self._authenticate_now()
+
+    async def _authenticate_now(self) -> None:
+        assert self._loader is not None
+        try:
+            await self._loader.load_and_set(self.configuration)
+        except ConfigException as exc:
+            raise ConfigError(f"kubeconfig credentials: {exc}") from exc
+        self._loaded = True
+        if token := self.configuration.api_key.get("BearerToken"):
+            # The library keeps a tokenFile's trailing newline, which aiohttp refuses in a header.
+            self.configuration.api_key["BearerToken"] = str(token).strip()
+        user = _active_user(self._loader)
+        if user is None:
+            return
+        if "exec" in user:
+            self.configuration.refresh_api_key_hook = self._refresh_exec
+        elif "tokenFile" in user and "token" not in user:
+            self._token_file = _resolve(user, "tokenFile")
+            self._token_read_at = time.monotonic()
+            self.configuration.refresh_api_key_hook = self._reread_token_file
+
+    async def _refresh_exec(self, configuration: Configuration) -> None:
+        # The library re-runs the plugin on every call unless it reported an expiry: only call it
+        # when one is known and near. A plugin without expiry keeps its first token (as client-go).
+        if not self._due(self.expiration):
+            return
+        async with self._lock:
+            if self._due(self.expiration):
+                await self._rerun_plugin()
+
+    async def renew(self) -> bool:
+        """After a 401: run the exec plugin again (as client-go does); False if there is none or
+        it returned the same credential, so the caller does not retry in vain."""
+        if self._loader is None or "exec" not in (_active_user(self._loader) or {}):
+            return False
+        async with self._lock:
+            before = self.configuration.api_key.get("BearerToken")
+            await self._rerun_plugin()
+            return bool(self.configuration.api_key.get("BearerToken") != before)
+
+    async def _rerun_plugin(self) -> None:
+        # The caller holds the lock. Without the expiry the library cannot return its cached token.
+        assert self._loader is not None
+        with contextlib.suppress(AttributeError):
+            del self._loader.exec_plugin_expiry
+        await self._loader.load_from_exec_plugin()
+        self.configuration.api_key["BearerToken"] = self._loader.token
+
+    @staticmethod
+    def _due(expiry: dt.datetime | None) -> bool:
+        if expiry is None:
+            return False
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=dt.UTC)
+        return expiry - EXPIRY_SKEW <= dt.datetime.now(dt.UTC)
+
+    def _reread_token_file(self, configuration: Configuration) -> None:
+        # A tiny local file once a minute, as the library's in-cluster loader does.
+        if self._token_file is None or time.monotonic() - self._token_read_at < TOKEN_FILE_REREAD_SECONDS:
+            return
+        self._token_read_at = time.monotonic()
+        if token := self._token_file.read_text().strip():
+            configuration.api_key["BearerToken"] = f"Bearer {token}"
 
 
 def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> KubeConfig:
-    path = kubeconfig or os.environ.get("KUBECONFIG")
-    if path:
-        return from_kubeconfig(Path(str(path).split(os.pathsep)[0]), context)
-    if (SERVICE_ACCOUNT_DIR / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    """Pick the configuration source (see the module docstring) and load it."""
+    paths = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG")
+    if paths:
+        config = from_kubeconfig(paths, context)
+    elif (SERVICE_ACCOUNT_DIR / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
         return in_cluster()
-    default = Path.home() / ".kube" / "config"
-    if default.exists():
-        return from_kubeconfig(default, context)
-    raise ConfigError("no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig, or run in a cluster")
+    elif (default := Path.home() / ".kube" / "config").exists():
+        config = from_kubeconfig(str(default), context)
+    else:
+        raise ConfigError("no Kubernetes configuration: set KUBECONFIG, pass --kubeconfig, run in a cluster")
+    _authenticate_if_no_loop(config)
+    return config
+
+
+def _authenticate_if_no_loop(config: KubeConfig) -> None:
+    # Sync callers in worker threads (kopf's sync login handler, asyncio.to_thread) get complete
+    # settings at once; inside an event loop the exec plugin must not block, so it waits for first use.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(config._authenticate_now())
 
 
 def in_cluster() -> KubeConfig:
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    host = f"[{host}]" if ":" in host else host
-    namespace_file = SERVICE_ACCOUNT_DIR / "namespace"
-    return KubeConfig(
-        server=f"https://{host}:{port}",
-        ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-        token_file=str(SERVICE_ACCOUNT_DIR / "token"),
-        namespace=namespace_file.read_text().strip() if namespace_file.exists() else "default",
-    )
-
-
-def from_kubeconfig(path: Path, context: str | None = None) -> KubeConfig:
+    """The pod's service account; the library re-reads the rotating token file every minute."""
+    configuration = Configuration()
     try:
-        doc: dict[str, Any] = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read kubeconfig {path}: {exc}") from exc
-    ctx_name = context or doc.get("current-context")
-    ctx = _named(doc.get("contexts", []), ctx_name, "context")
-    cluster = _named(doc.get("clusters", []), ctx["cluster"], "cluster")
-    user = _named(doc.get("users", []), ctx.get("user"), "user") if ctx.get("user") else {}
-    base = path.parent
-    return KubeConfig(
-        server=cluster["server"],
-        ca_file=_file_or_data(cluster, "certificate-authority", base),
-        cert_file=_file_or_data(user, "client-certificate", base),
-        key_file=_file_or_data(user, "client-key", base),
-        token=user.get("token"),
-        token_file=user.get("tokenFile"),
-        namespace=ctx.get("namespace", "default"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        InClusterConfigLoader(
+            token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
+            cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
+        ).load_and_set(configuration)
+    except ConfigException as exc:
+        raise ConfigError(f"in-cluster config: {exc}") from exc
+    configuration.connection_pool_maxsize = CONNECTION_POOL
+    namespace_file = SERVICE_ACCOUNT_DIR / "namespace"
+    namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
+    return KubeConfig(configuration, namespace)
+
+
+def from_kubeconfig(paths: str, context: str | None = None) -> KubeConfig:
+    """One kubeconfig path or several joined by os.pathsep, merged as kubectl does (first wins)."""
+    try:
+        merged = _merge(paths)
+        loader = KubeConfigLoader(config_dict=merged, active_context=context, config_base_path=None)
+        active: dict[str, Any] = loader.current_context or {}
+        cluster = merged["clusters"].get_with_name(active["context"]["cluster"])
+        server = str(cluster["cluster"]["server"]) if cluster is not None else ""
+    except (OSError, ValueError, KeyError, yaml.YAMLError, ConfigException) as exc:
+        raise ConfigError(f"cannot load kubeconfig {paths}: {exc}") from exc
+    configuration = Configuration()
+    # The library fills host in while authenticating; callers may read .server before that.
+    configuration.host = server.rstrip("/")
+    configuration.connection_pool_maxsize = CONNECTION_POOL
+    return KubeConfig(configuration, active["context"].get("namespace") or "default", loader)
+
+
+def _merge(paths: str) -> ConfigNode:
+    merger = KubeConfigMerger(paths)
+    if merger.config is None:
+        raise ConfigError(f"no kubeconfig file found in {paths!r}")
+    # The library lets the last file's current-context win; kubectl (and the old loader) the first.
+    for path in merger.paths:
+        if current := (merger.config_files[path] or {}).get("current-context"):
+            merger.config.value["current-context"] = current
+            break
+    return merger.config
+
+
+def _active_user(loader: KubeConfigLoader) -> ConfigNode | None:
+    return loader._user  # the library exposes the active user's section only here
+
+
+def _resolve(section: ConfigNode, key: str) -> Path:
+    # In a merged kubeconfig a relative path is relative to the file that defined it (node.path).
+    path = Path(str(section[key])).expanduser()
+    return path if path.is_absolute() or not section.path else Path(section.path).parent / path
+
+
+async def connection_info(
+    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+) -> kopf.ConnectionInfo:
+    """kopf's login from the same source and credentials (exec tokens with their expiry) as ours."""
+    import kopf  # lazily: the trainer, node agent and API server never log in through kopf
+
+    config = await asyncio.to_thread(load, kubeconfig, context)
+    scheme, _, token = (await config.authorization() or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=config.server,
+        ca_path=config.ca_file,
+        insecure=config.insecure,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        scheme=scheme or None,
+        token=token or None,
+        default_namespace=config.namespace,
+        expiration=config.expiration,
+        proxy_url=config.configuration.proxy,
     )
-
-
-def _named(items: list[dict[str, Any]], name: str | None, what: str) -> dict[str, Any]:
-    for item in items:
-        if item.get("name") == name:
-            return dict(item.get(what, {}))
-    raise ConfigError(f"kubeconfig has no {what} named {name!r}")
-
-
-def _file_or_data(section: dict[str, Any], key: str, base: Path) -> str | None:
-    if section.get(key):
-        p = Path(section[key])
-        return str(p if p.is_absolute() else base / p)
-    data = section.get(f"{key}-data")
-    if not data:
-        return None
-    # ssl wants files; keep decoded material in a private temp file for the process lifetime.
-    fd, name = tempfile.mkstemp(prefix="agentcore-kube-", suffix=".pem")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(base64.b64decode(data))
-    return name
