@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from agentcore.api import labels
 from agentcore.api.exports import DEFAULT_RETENTION_SECONDS
-from agentcore.controllers.common.config import DEFAULT_TRAINER_IMAGE
+from agentcore.api.images import DEFAULT_TRAINER_IMAGE
 
 LABEL_EXPORTJOB = labels.EXPORTJOB
 LABEL_EXPORT_ID = labels.EXPORT_ID
