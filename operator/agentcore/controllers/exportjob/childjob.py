@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from agentcore.api.common import CamelModel, ConditionStatus, ObjectMeta
+from agentcore.api.labels import EXPORTJOB
 
 
 class JobConditionType(StrEnum):
@@ -75,3 +76,9 @@ class ChildJob(_View):
     def finished(self) -> JobConditionType | None:
         """Complete or Failed once the Job is done, else None."""
         return next((kind for kind in JobConditionType if self.condition(kind) is not None), None)
+
+
+def jobs_by_exportjob(items: list[dict[str, Any]]) -> dict[str, ChildJob]:
+    """Listed export Jobs by the name of the ExportJob they run (their label)."""
+    jobs = (ChildJob.parse(item) for item in items)
+    return {owner: job for job in jobs if (owner := job.metadata.label(EXPORTJOB))}

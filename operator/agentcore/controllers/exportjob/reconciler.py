@@ -18,13 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
 
-from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel
+from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
-from agentcore.controllers.exportjob.childjob import ChildJob
+from agentcore.controllers.exportjob.childjob import ChildJob, jobs_by_exportjob
 from agentcore.controllers.exportjob.decide import Event, Slot, changed_fields, decide, plan_queue
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
@@ -48,19 +47,6 @@ RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob n
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
 
 Obj = dict[str, Any]
-
-
-def parse_exportjobs(items: list[Obj]) -> list[ExportJob]:
-    """The listed ExportJobs as models, parsed once per reconcile. One the model rejects (written
-    by a newer operator, say) is skipped with a warning rather than stalling its namespace."""
-    parsed: list[ExportJob] = []
-    for item in items:
-        try:
-            parsed.append(ExportJob.model_validate(item))
-        except ValidationError as exc:
-            meta = item.get("metadata") or {}
-            log.warning("skipping ExportJob %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
-    return parsed
 
 
 class ExportJobReconciler:
@@ -93,10 +79,8 @@ class ExportJobReconciler:
         if not exportjobs:
             return
         listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-        jobs = {
-            job.metadata.label(LABEL_EXPORTJOB): job for job in map(ChildJob.parse, listing.get("items", []))
-        }
-        slots = plan_queue(exportjobs, {name for name in jobs if name}, self.settings.max_concurrent)
+        jobs = jobs_by_exportjob(listing.get("items", []))
+        slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
                 continue

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from agentcore.api.exports import ExportConditionType, ExportJob, ExportPhase
+from agentcore.api.exports import ExportConditionType, ExportJob, ExportPhase, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.childjob import ChildJob, JobConditionType
 from agentcore.controllers.exportjob.decide import Slot, changed_fields, decide, plan_queue
-from agentcore.controllers.exportjob.reconciler import parse_exportjobs
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.settings import ANNOTATION_CREATED_BY, LABEL_EXPORT_ID, ExportSettings
 
