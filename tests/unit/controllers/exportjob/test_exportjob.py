@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import uuid
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from agentcore.api.exports import ExportConditionType, ExportJob, ExportPhase, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.exportjob import children
+from agentcore.controllers.exportjob import children, reconciler
 from agentcore.controllers.exportjob.childjob import ChildJob, JobConditionType
 from agentcore.controllers.exportjob.decide import Slot, changed_fields, decide, plan_queue
 from agentcore.exports.keys import KEY_SECRET
@@ -259,3 +260,53 @@ def test_conditions_use_the_api_constants():
     d = decide(ej("a"), None, Slot(admit=True), NOW)
     kinds = {c.type for c in d.status.conditions or []}
     assert kinds == {ExportConditionType.ADMITTED, ExportConditionType.RUNNING}
+
+
+class FakeKube:
+    """Just enough of the Kubernetes API for one namespace's reconcile."""
+
+    def __init__(self, *exportjobs: ExportJob) -> None:
+        self.items = {e.name: e.to_resource() for e in exportjobs}
+        self.children: list[dict[str, Any]] = []  # what the controller created, in order
+        self.status_patches: list[dict[str, Any]] = []
+
+    async def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+        if res.plural == "exportjobs":
+            return {"items": [copy.deepcopy(o) for o in self.items.values()]}
+        return {"items": [o for o in self.children if o["kind"] == "Job"] if res.plural == "jobs" else []}
+
+    async def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.children.append(body)
+        return body
+
+    async def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str, sub: str = "") -> None:
+        self.status_patches.append(body["status"])
+        self.items[name]["status"] = {**self.items[name].get("status", {}), **body["status"]}
+
+
+async def test_reconcile_writes_the_status_only_when_it_changed(monkeypatch):
+    async def no_key(kube: Any, ns: str) -> bool:
+        return False
+
+    monkeypatch.setattr(reconciler, "ensure_key_secret", no_key)
+    kube = FakeKube(ej("a"))
+    r = reconciler.ExportJobReconciler(kube, OperatorConfig(), ExportSettings(), None, clock=lambda: NOW)  # type: ignore[arg-type]
+    monkeypatch.setattr(r, "post_event", _no_event)
+    await r.reconcile_namespace("team-a")
+    assert [c["kind"] for c in kube.children][-1] == "Job" and len(kube.status_patches) == 1
+    assert kube.status_patches[0]["phase"] == "Pending"
+    await r.reconcile_namespace("team-a")  # nothing new observed: no write
+    assert len(kube.status_patches) == 1 and [c["kind"] for c in kube.children].count("Job") == 1
+
+
+async def _no_event(ej: Any, event: Any) -> None:
+    return None
+
+
+def test_expiry_reads_the_typed_status():
+    r = reconciler.ExportJobReconciler(None, OperatorConfig(), ExportSettings(retention_seconds=60), None)  # type: ignore[arg-type]
+    done = ej("a", phase="Completed", status={"output": {"expiresAt": "2026-01-02T11:59:00Z"}})
+    failed = ej("b", phase="Failed", status={"timing": {"completedAt": "2026-01-02T11:58:00Z"}})
+    recent = ej("c", phase="Cancelled", status={"timing": {"completedAt": "2026-01-02T11:59:30Z"}})
+    assert r._expired(done, NOW) and r._expired(failed, NOW)
+    assert not r._expired(recent, NOW) and not r._expired(ej("d"), NOW)
