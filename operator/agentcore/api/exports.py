@@ -7,12 +7,15 @@ endpoint, the CRD enum and the export writers share it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from agentcore.api import labels
 from agentcore.api.common import (
     CANCEL_IRREVERSIBLE,
     CamelModel,
@@ -24,6 +27,8 @@ from agentcore.api.common import (
     Timestamp,
     cel_rules,
 )
+
+log = logging.getLogger("agentcore.api.exports")
 
 KIND = "ExportJob"
 PLURAL = "exportjobs"
@@ -94,6 +99,34 @@ class ExportPhase(Phase):
 
     PENDING = "Pending"
     RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class ExportConditionType(StrEnum):
+    """Types of the conditions the operator keeps on an ExportJob."""
+
+    ADMITTED = "Admitted"  # the queue gave it a slot: its Job exists
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class ExportConditionReason(StrEnum):
+    """Reasons of the Admitted condition; the other conditions give the phase as their reason."""
+
+    ADMITTED = "Admitted"
+    QUEUED = "Queued"
+
+
+class ExportEventReason(StrEnum):
+    """Reasons of the Events the operator posts about an ExportJob."""
+
+    ADMITTED = "Admitted"
+    QUEUED = "Queued"
+    STARTED = "Started"
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -348,3 +381,47 @@ class ExportJob(CamelModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: ExportJobSpec = Field(description="Desired export.")
     status: ExportJobStatus | None = Field(default=None, description="Observed state of the export.")
+
+    @property
+    def name(self) -> str:
+        """metadata.name; every stored ExportJob has one."""
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or ""
+
+    @property
+    def export_id(self) -> str:
+        """The REST API's id: recorded in the status, else the label the API server set, else the
+        uid (an ExportJob created with kubectl)."""
+        status_id = self.status.export_id if self.status else None
+        return str(status_id or self.metadata.label(labels.EXPORT_ID) or self.metadata.uid or "")
+
+    @property
+    def phase(self) -> ExportPhase:
+        """The phase; an ExportJob nobody has written a status for yet is Pending."""
+        phase = self.status.phase if self.status else None
+        return phase or ExportPhase.PENDING
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.spec.cancel is not None and self.spec.cancel.requested
+
+    @property
+    def observed_status(self) -> ExportJobStatus:
+        """The status, empty if none was written yet."""
+        return self.status or ExportJobStatus()
+
+
+def parse_exportjobs(items: Iterable[Mapping[str, Any]]) -> list[ExportJob]:
+    """Listed ExportJob resources as models. One the model rejects (written by a newer version,
+    say) is skipped with a warning rather than failing everything listed with it."""
+    parsed: list[ExportJob] = []
+    for item in items:
+        try:
+            parsed.append(ExportJob.model_validate(item))
+        except ValidationError as exc:
+            meta = item.get("metadata") or {}
+            log.warning("skipping ExportJob %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
+    return parsed

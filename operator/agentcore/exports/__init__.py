@@ -1,7 +1,7 @@
 """Privacy-aware exports (``spec/exports-api.md``): ExportJob → export pod → file in object storage.
 
-Pipeline: the REST API (:mod:`.rest`) or ``kubectl apply`` creates an ExportJob; the operator
-(``controllers/exportjob_*``) queues it per namespace (at most 3 running, the rest Pending with
+Pipeline: the REST API (``server/rest/exports.py``) or ``kubectl apply`` creates an ExportJob; the operator
+(``controllers/exportjob``) queues it per namespace (at most 3 running, the rest Pending with
 ``positionInQueue``) and runs ``agentcore exporter`` (:mod:`.exporter`) as a batch/v1 Job. The pod
 streams rows from PostgreSQL in batches (:mod:`.sql`, :mod:`.sources`), applies the privacy level
 and redaction rule (:mod:`.redaction`, :mod:`.rules`), writes the format (:mod:`.writers`) to a temp

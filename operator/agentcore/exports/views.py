@@ -9,13 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
     FORMATS,
     MAX_RETENTION_SECONDS,
     MIN_RETENTION_SECONDS,
     ExportConfig,
+    ExportJob,
     ExportJobSpec,
-    ExportJobStatus,
     ExportPhase,
     ExportType,
 )
@@ -53,52 +54,31 @@ def exportjob_manifest(
     annotations = {ANNOTATION_CREATED_BY: created_by[:1024]}
     if estimate is not None:
         annotations[ANNOTATION_ESTIMATED_SECONDS] = str(estimate)
-    return {
-        "apiVersion": "training.agentcore.io/v1alpha1",
-        "kind": "ExportJob",
-        "metadata": {
-            "name": resource_name(export_id),
-            "namespace": namespace,
-            "labels": {LABEL_EXPORT_ID: export_id},
-            "annotations": annotations,
-        },
-        "spec": spec.to_resource(),
-    }
+    meta = ObjectMeta(
+        name=resource_name(export_id),
+        namespace=namespace,
+        labels={LABEL_EXPORT_ID: export_id},
+        annotations=annotations,
+    )
+    return ExportJob(metadata=meta, spec=spec).to_resource()
 
 
 def new_export_id() -> str:
     return str(uuid.uuid4())
 
 
-def export_id_of(ej: Obj) -> str:
-    labels = ej["metadata"].get("labels") or {}
-    return str(
-        (ej.get("status") or {}).get("exportId") or labels.get(LABEL_EXPORT_ID) or ej["metadata"]["uid"]
-    )
-
-
-def phase_of(ej: Obj) -> ExportPhase:
-    return ExportPhase((ej.get("status") or {}).get("phase") or ExportPhase.PENDING.value)
-
-
-def _status(ej: Obj) -> ExportJobStatus:
-    return ExportJobStatus.model_validate(ej.get("status") or {})
-
-
-def detail(ej: Obj) -> Obj:
+def detail(ej: ExportJob) -> Obj:
     """GET /api/v1/exports/{id}."""
-    spec = ExportJobSpec.model_validate(ej["spec"])
-    status = _status(ej)
-    phase = phase_of(ej)
+    spec, status, phase = ej.spec, ej.observed_status, ej.phase
     out: Obj = {
-        "id": export_id_of(ej),
-        "name": spec.name or ej["metadata"]["name"],
-        "tenant_id": ej["metadata"]["namespace"],
-        "project_id": ej["metadata"]["namespace"],
+        "id": ej.export_id,
+        "name": spec.name or ej.name,
+        "tenant_id": ej.namespace,
+        "project_id": ej.namespace,
         "status": phase.api_value,
         "export_type": spec.export_type.value,
         "config": spec.config.to_api(),
-        "created_at": ej["metadata"].get("creationTimestamp"),
+        "created_at": ej.metadata.creation_timestamp,
         "created_by": status.created_by,
     }
     if status.output is not None:
@@ -116,19 +96,19 @@ def detail(ej: Obj) -> Obj:
     return out
 
 
-def list_item(ej: Obj) -> Obj:
+def list_item(ej: ExportJob) -> Obj:
     """One item of GET /api/v1/exports."""
-    spec = ej["spec"]
-    output = (ej.get("status") or {}).get("output") or {}
+    output = ej.observed_status.output
+    dumped = output.to_api() if output else {}
     return {
-        "id": export_id_of(ej),
-        "name": spec.get("name") or ej["metadata"]["name"],
-        "status": phase_of(ej).api_value,
-        "export_type": spec.get("exportType"),
-        "format": (spec.get("config") or {}).get("format"),
-        "file_size_bytes": output.get("fileSizeBytes"),
-        "created_at": ej["metadata"].get("creationTimestamp"),
-        "expires_at": output.get("expiresAt"),
+        "id": ej.export_id,
+        "name": ej.spec.name or ej.name,
+        "status": ej.phase.api_value,
+        "export_type": ej.spec.export_type.value,
+        "format": ej.spec.config.format.value,
+        "file_size_bytes": dumped.get("file_size_bytes"),
+        "created_at": ej.metadata.creation_timestamp,
+        "expires_at": dumped.get("expires_at"),
     }
 
 

@@ -396,15 +396,18 @@ def test_operator_holds_what_it_grants_trainers(values: Path) -> None:
 def test_operator_holds_what_it_grants_exporters(
     default_objs: list[Obj], export_type: str, config: dict[str, Any]
 ) -> None:
+    from agentcore.api.exports import ExportJob
     from agentcore.controllers.exportjob import children as exportjob_children
     from agentcore.exports.keys import key_secret
 
-    ej = {
-        "apiVersion": "training.agentcore.io/v1alpha1",
-        "kind": "ExportJob",
-        "metadata": {"name": "ej", "namespace": "ns", "uid": "u"},
-        "spec": {"exportType": export_type, "name": "x", "config": config},
-    }
+    ej = ExportJob.model_validate(
+        {
+            "apiVersion": "training.agentcore.io/v1alpha1",
+            "kind": "ExportJob",
+            "metadata": {"name": "ej", "namespace": "ns", "uid": "u"},
+            "spec": {"exportType": export_type, "name": "x", "config": config},
+        }
+    )
     operator = _rules(default_objs, "-operator")
     _check_covers(operator, exportjob_children.role(ej))
     _check_can_create(

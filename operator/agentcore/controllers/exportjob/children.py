@@ -13,7 +13,7 @@ from typing import Any
 
 from agentcore.api import labels
 from agentcore.api.common import GROUP
-from agentcore.api.exports import PrivacyLevel
+from agentcore.api.exports import ExportJob, PrivacyLevel
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.exports.keys import KEY_SECRET
@@ -28,27 +28,21 @@ STOPPED_EXIT_CODE = 143  # SIGTERM (cancel, eviction): not the export's fault
 Obj = dict[str, Any]
 
 
-def child_name(ej: Obj) -> str:
-    return f"{ej['metadata']['name']}-export"[:63].rstrip("-")
+def child_name(ej: ExportJob) -> str:
+    return f"{ej.name}-export"[:63].rstrip("-")
 
 
-def export_id(ej: Obj) -> str:
-    labels = ej["metadata"].get("labels") or {}
-    status = ej.get("status") or {}
-    return str(status.get("exportId") or labels.get(LABEL_EXPORT_ID) or ej["metadata"]["uid"])
+def owner_reference(ej: ExportJob) -> Obj:
+    return manifests.owner_reference(ej.to_resource())
 
 
-def owner_reference(ej: Obj) -> Obj:
-    return manifests.owner_reference(ej)
-
-
-def _meta(ej: Obj) -> Obj:
+def _meta(ej: ExportJob) -> Obj:
     return {
         "name": child_name(ej),
-        "namespace": ej["metadata"]["namespace"],
+        "namespace": ej.namespace,
         "labels": {
-            LABEL_EXPORTJOB: ej["metadata"]["name"],
-            LABEL_EXPORT_ID: export_id(ej),
+            LABEL_EXPORTJOB: ej.name,
+            LABEL_EXPORT_ID: ej.export_id,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "exporter",
         },
@@ -56,7 +50,7 @@ def _meta(ej: Obj) -> Obj:
     }
 
 
-def service_account(ej: Obj) -> Obj:
+def service_account(ej: ExportJob) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -65,9 +59,9 @@ def service_account(ej: Obj) -> Obj:
     }
 
 
-def role(ej: Obj) -> Obj:
-    name, spec = ej["metadata"]["name"], ej["spec"]
-    config = spec.get("config") or {}
+def role(ej: ExportJob) -> Obj:
+    name, spec = ej.name, ej.spec
+    config = spec.config
     rules: list[Obj] = [
         {"apiGroups": [GROUP], "resources": ["exportjobs"], "resourceNames": [name], "verbs": ["get"]},
         {
@@ -77,17 +71,18 @@ def role(ej: Obj) -> Obj:
             "verbs": ["get", "patch"],
         },
     ]
-    filters = config.get("filters") or {}
-    if spec.get("exportType") in NEEDS_TRAININGJOBS or filters.get("segments") or filters.get("regions"):
+    filters = config.filters
+    by_labels = filters is not None and bool(filters.segments or filters.regions)
+    if spec.export_type in NEEDS_TRAININGJOBS or by_labels:
         rules.append({"apiGroups": [GROUP], "resources": ["trainingjobs"], "verbs": ["list"]})
-    if spec.get("exportType") in NEEDS_TRAINER_JOBS:
+    if spec.export_type in NEEDS_TRAINER_JOBS:
         rules.append({"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list"]})
-    if config.get("privacyLevel", PrivacyLevel.ANONYMIZED.value) != PrivacyLevel.FULL.value:
+    if config.privacy_level != PrivacyLevel.FULL:
         rules.append(
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [KEY_SECRET], "verbs": ["get"]}
         )
-        rule_id = config.get("redactionRule") or ""
-        if rule_id and rule_id not in BUILTIN_RULES:
+        rule_id = config.redaction_rule
+        if rule_id not in BUILTIN_RULES:
             rules.append(
                 {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [rule_id], "verbs": ["get"]}
             )
@@ -99,23 +94,22 @@ def role(ej: Obj) -> Obj:
     }
 
 
-def role_binding(ej: Obj) -> Obj:
+def role_binding(ej: ExportJob) -> Obj:
     return manifests.role_binding(_meta(ej))
 
 
-def secret(ej: Obj, config: OperatorConfig) -> Obj:
+def secret(ej: ExportJob, config: OperatorConfig) -> Obj:
     """Database and object store access, as for trainer pods."""
     return manifests.credentials_secret(_meta(ej), config)
 
 
-def _container(ej: Obj, settings: ExportSettings) -> Obj:
-    meta = ej["metadata"]
+def _container(ej: ExportJob, settings: ExportSettings) -> Obj:
     return {
         "name": EXPORTER_CONTAINER,
         "image": settings.image,
         "command": ["agentcore", "exporter"],
         "env": [
-            {"name": "AGENTCORE_EXPORT_NAME", "value": meta["name"]},
+            {"name": "AGENTCORE_EXPORT_NAME", "value": ej.name},
             {
                 "name": "AGENTCORE_EXPORT_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
@@ -135,9 +129,8 @@ def _container(ej: Obj, settings: ExportSettings) -> Obj:
     }
 
 
-def job(ej: Obj, settings: ExportSettings) -> Obj:
-    meta = ej["metadata"]
-    pod_labels = {LABEL_EXPORTJOB: meta["name"], LABEL_EXPORT_ID: export_id(ej)}
+def job(ej: ExportJob, settings: ExportSettings) -> Obj:
+    pod_labels = {LABEL_EXPORTJOB: ej.name, LABEL_EXPORT_ID: ej.export_id}
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "serviceAccountName": child_name(ej),

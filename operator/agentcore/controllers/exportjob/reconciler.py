@@ -19,12 +19,14 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from agentcore.api.exports import ExportPhase, PrivacyLevel
+from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
-from agentcore.controllers.exportjob.decide import Event, Slot, changed_fields, decide, plan_queue
+from agentcore.controllers.exportjob.childjob import ChildJob, jobs_by_exportjob
+from agentcore.controllers.exportjob.decide import Event, changed_fields, decide
 from agentcore.exports.keys import ensure_key_secret
+from agentcore.exports.queue import Slot, plan_queue
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
 from agentcore.kube.client import (
     EXPORTJOB_RESOURCE,
@@ -46,10 +48,6 @@ RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob n
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
 
 Obj = dict[str, Any]
-
-
-def _parse(stamp: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
 
 
 class ExportJobReconciler:
@@ -78,34 +76,32 @@ class ExportJobReconciler:
                 RECONCILE_SECONDS.observe(time.monotonic() - started)
 
     async def _reconcile_namespace(self, namespace: str) -> None:
-        exportjobs = (await self.kube.list(EXPORTJOB_RESOURCE, namespace)).get("items", [])
+        exportjobs = parse_exportjobs((await self.kube.list(EXPORTJOB_RESOURCE, namespace)).get("items", []))
         if not exportjobs:
             return
         listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-        jobs = {j["metadata"]["labels"][LABEL_EXPORTJOB]: j for j in listing.get("items", [])}
+        jobs = jobs_by_exportjob(listing.get("items", []))
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
-            if ej["metadata"].get("deletionTimestamp"):
+            if ej.metadata.deletion_timestamp:
                 continue
-            name = ej["metadata"]["name"]
-            await self._reconcile_one(ej, jobs.get(name), slots.get(name, Slot()))
+            await self._reconcile_one(ej, jobs.get(ej.name), slots.get(ej.name, Slot()))
 
-    async def _reconcile_one(self, ej: Obj, job: Obj | None, slot: Slot) -> None:
-        ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+    async def _reconcile_one(self, ej: ExportJob, job: ChildJob | None, slot: Slot) -> None:
         decision = decide(ej, job, slot, self.clock())
         if decision.create_job:
             job = await self._create_children(ej)
-        if decision.suspend_job and job is not None and not job["spec"].get("suspend"):
-            await self.kube.patch(JOBS, job["metadata"]["name"], {"spec": {"suspend": True}}, ns)
-        patch = changed_fields(ej.get("status") or {}, decision.status)
+        if decision.suspend_job and job is not None and not job.suspended:
+            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, ej.namespace)
+        patch = changed_fields(ej.observed_status, decision.status)
         if patch:
-            ej = await self.kube.patch(EXPORTJOB_RESOURCE, name, {"status": patch}, ns, sub="status")
+            await self.kube.patch(EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status")
         for event in decision.events:
             await self.post_event(ej, event)
 
-    async def _create_children(self, ej: Obj) -> Obj:
-        ns = ej["metadata"]["namespace"]
-        full = (ej["spec"].get("config") or {}).get("privacyLevel") == PrivacyLevel.FULL.value
+    async def _create_children(self, ej: ExportJob) -> ChildJob:
+        ns = ej.namespace
+        full = ej.spec.config.privacy_level == PrivacyLevel.FULL
         if not full and await ensure_key_secret(self.kube, ns):
             log.info("created the pseudonymisation key Secret in %s", ns)
         for res, manifest in (
@@ -115,7 +111,7 @@ class ExportJobReconciler:
             (SECRETS, children.secret(ej, self.config)),
         ):
             await self._create(res, manifest, ns)
-        return await self._create(JOBS, children.job(ej, self.settings), ns)
+        return ChildJob.parse(await self._create(JOBS, children.job(ej, self.settings), ns))
 
     async def _create(self, res: Resource, manifest: Obj, ns: str) -> Obj:
         try:
@@ -127,17 +123,17 @@ class ExportJobReconciler:
 
     async def resync(self) -> None:
         """Level-triggered safety net: every namespace that has ExportJobs."""
-        for ns in sorted({ej["metadata"]["namespace"] for ej in await self._all_exportjobs()}):
+        for ns in sorted({ej.namespace for ej in await self._all_exportjobs()}):
             try:
                 await self.reconcile_namespace(ns)
             except Exception:
                 log.exception("export resync of %s failed", ns)
 
-    async def _all_exportjobs(self) -> list[Obj]:
+    async def _all_exportjobs(self) -> list[ExportJob]:
         items: list[Obj] = []
         for ns in self.config.namespaces or (None,):
             items += (await self.kube.list(EXPORTJOB_RESOURCE, ns)).get("items", [])
-        return items
+        return parse_exportjobs(items)
 
     # -- expiry -----------------------------------------------------------------------------------
     async def sweep(self) -> None:
@@ -149,25 +145,25 @@ class ExportJobReconciler:
         for ej in exportjobs:
             if self._expired(ej, now):
                 await self._expire(ej)
-        live = {(ej["metadata"]["namespace"], children.export_id(ej)) for ej in exportjobs}
+        live = {(ej.namespace, ej.export_id) for ej in exportjobs}
         for key in keys:
             await self._drop_orphan(key, live)
 
-    def _expired(self, ej: Obj, now: dt.datetime) -> bool:
-        status = ej.get("status") or {}
-        phase = status.get("phase")
-        if phase == ExportPhase.COMPLETED.value:
-            expires = _parse((status.get("output") or {}).get("expiresAt"))
+    def _expired(self, ej: ExportJob, now: dt.datetime) -> bool:
+        status = ej.observed_status
+        if ej.phase == ExportPhase.COMPLETED:
+            expires = status.output.expires_at if status.output else None
             return expires is not None and expires <= now
-        if phase in (ExportPhase.FAILED.value, ExportPhase.CANCELLED.value):
-            done = _parse((status.get("timing") or {}).get("completedAt"))
-            keep = ej["spec"].get("retentionSeconds") or self.settings.retention_seconds
+        if ej.phase in (ExportPhase.FAILED, ExportPhase.CANCELLED):
+            done = status.timing.completed_at if status.timing else None
+            keep = ej.spec.retention_seconds or self.settings.retention_seconds
             return done is not None and done + dt.timedelta(seconds=keep) <= now
         return False
 
-    async def _expire(self, ej: Obj) -> None:
-        ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
-        ref = ((ej.get("status") or {}).get("output") or {}).get("fileRef")
+    async def _expire(self, ej: ExportJob) -> None:
+        ns, name = ej.namespace, ej.name
+        output = ej.observed_status.output
+        ref = output.file_ref if output else None
         if ref and self.store is not None:
             key = key_from_ref(self.store.uri, ref)
             if key:
@@ -192,5 +188,5 @@ class ExportJobReconciler:
             log.info("deleted export file %s: its ExportJob is gone", key)
 
     # -- events ------------------------------------------------------------------------------------
-    async def post_event(self, ej: Obj, event: Event) -> None:
-        await post_event(self.kube, ej, event.type, event.reason, event.message, self.clock())
+    async def post_event(self, ej: ExportJob, event: Event) -> None:
+        await post_event(self.kube, ej.to_resource(), event.type, event.reason, event.message, self.clock())

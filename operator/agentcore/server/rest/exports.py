@@ -25,24 +25,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
     DEFAULT_REDACTION_RULE,
     ExportFormat,
+    ExportJob,
     ExportJobSpec,
+    ExportOutput,
     ExportPhase,
     ExportType,
     PrivacyLevel,
+    parse_exportjobs,
 )
-from agentcore.controllers.exportjob.decide import plan_queue
+from agentcore.auth.tokens import ADMIN_ROLE, EXPORT, Principal
 from agentcore.exports import pipeline, signed, views
 from agentcore.exports.audit import AuditLog
 from agentcore.exports.exporter import load_rule
+from agentcore.exports.queue import plan_queue
 from agentcore.exports.rules import BUILTIN_RULES, RULE_LABEL, RedactionRule, RuleError, rule_from_configmap
 from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings, key_from_ref
 from agentcore.exports.sources import NEEDS_TRAININGJOBS, SourceContext, SourceError, resolve_nodes
@@ -62,9 +67,6 @@ from agentcore.storage.objectstore import ObjectStore
 log = logging.getLogger("agentcore.exports.api")
 
 BASE = "/api/v1/exports"
-EXPORT_PERMISSION = "data:export"
-ADMIN_ROLE = "admin"
-ALL_NAMESPACES = "*"
 CREATE_BUCKET, DOWNLOAD_BUCKET = "exports.create", "exports.download"
 SPEC_LIMITS = {CREATE_BUCKET: RateLimit(10), DOWNLOAD_BUCKET: RateLimit(50), "default": RateLimit(600)}
 MAX_LIST_LIMIT = 100
@@ -81,38 +83,17 @@ _ROWS_PER_SECOND = {
 _STARTUP_SECONDS = 5
 
 
-class CallerLike(Protocol):
-    """What the API needs to know about the caller (``agentcore.auth.tokens.Principal`` fits)."""
-
-    @property
-    def sub(self) -> str: ...
-    @property
-    def namespaces(self) -> tuple[str, ...]: ...
-    @property
-    def permissions(self) -> frozenset[str]: ...
-    @property
-    def roles(self) -> frozenset[str]: ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    sub: str
-    namespaces: tuple[str, ...] = ()
-    permissions: frozenset[str] = frozenset()
-    roles: frozenset[str] = frozenset()
-
-
 class Unauthorized(Exception):
     """Raised by an authenticator: the request carries no valid credentials."""
 
 
-Authenticate = Callable[[web.Request], Awaitable[CallerLike]]
+Authenticate = Callable[[web.Request], Awaitable[Principal]]
 
 
-def bearer_authenticator(verify: Callable[[str], CallerLike]) -> Authenticate:
+def bearer_authenticator(verify: Callable[[str], Principal]) -> Authenticate:
     """An authenticator from a token verifier (e.g. ``TokenVerifier.verify``)."""
 
-    async def authenticate(request: web.Request) -> CallerLike:
+    async def authenticate(request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -198,11 +179,7 @@ async def _errors(
 # --- callers -------------------------------------------------------------------------------------
 
 
-def _is_admin(caller: CallerLike) -> bool:
-    return ADMIN_ROLE in caller.roles
-
-
-async def _caller(request: web.Request, permission: bool = True) -> CallerLike:
+async def _caller(request: web.Request, permission: bool = True) -> Principal:
     deps = request.app[DEPS]
     try:
         caller = await deps.authenticate(request)
@@ -211,28 +188,24 @@ async def _caller(request: web.Request, permission: bool = True) -> CallerLike:
         raise ApiFailure(
             401, "UNAUTHORIZED", "Missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
         ) from None
-    if permission and not (_is_admin(caller) or EXPORT_PERMISSION in caller.permissions):
-        raise ApiFailure(403, "PERMISSION_DENIED", f"Permission '{EXPORT_PERMISSION}' required")
+    if permission and not caller.has(EXPORT):
+        raise ApiFailure(403, "PERMISSION_DENIED", f"Permission '{EXPORT}' required")
     return caller
 
 
-def _namespaces(caller: CallerLike, project_id: str | None) -> list[str | None]:
+def _namespaces(caller: Principal, project_id: str | None) -> list[str | None]:
     """Namespaces to look in: the project's (if the caller may use it), else all of the caller's;
     [None] means every namespace (callers with "*")."""
     if project_id:
-        if not (ALL_NAMESPACES in caller.namespaces or project_id in caller.namespaces):
+        if not caller.may_use(project_id):
             raise ApiFailure(403, "PROJECT_ACCESS_DENIED", f"No access to project '{project_id}'")
         return [project_id]
-    if ALL_NAMESPACES in caller.namespaces:
+    if caller.all_namespaces:
         return [None]
     return list(dict.fromkeys(caller.namespaces))
 
 
-def _home(caller: CallerLike, deps: ExportDeps) -> str:
-    return next((ns for ns in caller.namespaces if ns != ALL_NAMESPACES), deps.default_namespace)
-
-
-def _rate_limit(request: web.Request, caller: CallerLike, bucket: str) -> dict[str, str]:
+def _rate_limit(request: web.Request, caller: Principal, bucket: str) -> dict[str, str]:
     decision = request.app[DEPS].limiter.hit(caller.sub, bucket)
     headers = decision.headers()
     if not decision.allowed:
@@ -247,16 +220,16 @@ def _rate_limit(request: web.Request, caller: CallerLike, bucket: str) -> dict[s
     return headers
 
 
-def _audit(request: web.Request, caller: CallerLike, action: str, ej: dict[str, Any], **details: Any) -> None:
+def _audit(request: web.Request, caller: Principal, action: str, ej: ExportJob, **details: Any) -> None:
     audit = request.app[DEPS].audit
     if audit is None:
         return
     coro = audit.record(
-        ej["metadata"]["namespace"],
+        ej.namespace,
         caller.sub,
         action,
-        "ExportJob",
-        ej["metadata"]["name"],
+        ej.kind,
+        ej.name,
         request_id=request.headers.get("X-Request-ID"),
         source_ip=request.remote,
         details=details or None,
@@ -273,27 +246,31 @@ _BACKGROUND: set[asyncio.Task[None]] = set()
 # --- lookups --------------------------------------------------------------------------------------
 
 
-async def _list(deps: ExportDeps, namespaces: list[str | None], **params: Any) -> list[dict[str, Any]]:
+async def _list(deps: ExportDeps, namespaces: list[str | None], **params: Any) -> list[ExportJob]:
     items: list[dict[str, Any]] = []
     for ns in namespaces:
         items += (await deps.kube.list(EXPORTJOB_RESOURCE, ns, **params)).get("items", [])
-    return items
+    return parse_exportjobs(items)
 
 
-async def _find(request: web.Request, caller: CallerLike) -> dict[str, Any]:
+async def _by_id(deps: ExportDeps, namespaces: list[str | None], export_id: str) -> ExportJob | None:
+    found = await _list(deps, namespaces, labelSelector=f"{LABEL_EXPORT_ID}={export_id}")
+    if not found:  # created with kubectl: no label, the id is the uid
+        found = [ej for ej in await _list(deps, namespaces) if ej.export_id == export_id]
+    return found[0] if found else None
+
+
+async def _find(request: web.Request, caller: Principal) -> ExportJob:
     export_id = request.match_info["id"]
     try:
         uuid.UUID(export_id)
     except ValueError:
         raise _not_found() from None
-    deps = request.app[DEPS]
     namespaces = _namespaces(caller, request.query.get("project_id"))
-    found = await _list(deps, namespaces, labelSelector=f"{LABEL_EXPORT_ID}={export_id}")
-    if not found:  # created with kubectl: no label, the id is the uid
-        found = [ej for ej in await _list(deps, namespaces) if views.export_id_of(ej) == export_id]
-    if not found:
+    found = await _by_id(request.app[DEPS], namespaces, export_id)
+    if found is None:
         raise _not_found()
-    return found[0]
+    return found
 
 
 # --- handlers --------------------------------------------------------------------------------------
@@ -310,7 +287,7 @@ async def list_rules(request: web.Request) -> web.Response:
     return web.json_response({"rules": [r.summary() for r in rules], "default_rule": DEFAULT_REDACTION_RULE})
 
 
-async def _custom_rules(request: web.Request, caller: CallerLike) -> list[RedactionRule]:
+async def _custom_rules(request: web.Request, caller: Principal) -> list[RedactionRule]:
     deps, rules = request.app[DEPS], []
     for ns in _namespaces(caller, request.query.get("project_id")):
         listing = await deps.kube.list(CONFIGMAPS, ns, labelSelector=f"{RULE_LABEL}=true")
@@ -347,12 +324,12 @@ async def create_export(request: web.Request) -> web.Response:
     body = await _json_object(request)
     _check_format(body)
     req = _parse_request(body)
-    namespace = req.project_id or _home(caller, deps)
+    namespace = req.project_id or caller.home_namespace(deps.default_namespace)
     if not _DNS_LABEL.match(namespace):
         raise ApiFailure(400, "VALIDATION_ERROR", f"project_id '{namespace}' is not a valid project id")
     _namespaces(caller, namespace)
     level = req.config.privacy_level
-    if level == PrivacyLevel.FULL and not _is_admin(caller):
+    if level == PrivacyLevel.FULL and not caller.is_admin:
         raise ApiFailure(
             403,
             "PRIVACY_LEVEL_DENIED",
@@ -366,7 +343,7 @@ async def create_export(request: web.Request) -> web.Response:
     estimate = _duration_estimate(req.config.format, rows)
     export_id = views.new_export_id()
     manifest = views.exportjob_manifest(req, namespace, export_id, caller.sub, estimate)
-    ej = await deps.kube.create(EXPORTJOB_RESOURCE, manifest, namespace)
+    ej = ExportJob.model_validate(await deps.kube.create(EXPORTJOB_RESOURCE, manifest, namespace))
     position = await _position(deps, namespace, ej)
     _audit(
         request,
@@ -383,12 +360,12 @@ async def create_export(request: web.Request) -> web.Response:
         "export_type": req.export_type.value,
         "estimated_duration_seconds": estimate,
         "position_in_queue": position,
-        "created_at": ej["metadata"].get("creationTimestamp") or views.stamp(deps.clock()),
+        "created_at": ej.metadata.creation_timestamp or views.stamp(deps.clock()),
     }
     return web.json_response(body_out, status=202, headers=headers)
 
 
-def _role(caller: CallerLike) -> str:
+def _role(caller: Principal) -> str:
     return sorted(caller.roles)[0] if caller.roles else "viewer"
 
 
@@ -469,11 +446,15 @@ def _duration_estimate(fmt: ExportFormat, rows: int | None) -> int:
     return _STARTUP_SECONDS + math.ceil((rows or 0) / _ROWS_PER_SECOND[fmt])
 
 
-async def _position(deps: ExportDeps, namespace: str, ej: dict[str, Any]) -> int:
+async def _position(deps: ExportDeps, namespace: str, ej: ExportJob) -> int:
     exportjobs = await _list(deps, [namespace])
     jobs = await deps.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-    admitted = {j["metadata"]["labels"][LABEL_EXPORTJOB] for j in jobs.get("items", [])}
-    slot = plan_queue(exportjobs, admitted, deps.settings.max_concurrent).get(ej["metadata"]["name"])
+    owners = (
+        ObjectMeta.model_validate(j.get("metadata") or {}).label(LABEL_EXPORTJOB)
+        for j in jobs.get("items", [])
+    )
+    admitted = {owner for owner in owners if owner}
+    slot = plan_queue(exportjobs, admitted, deps.settings.max_concurrent).get(ej.name)
     return slot.position or 0 if slot is not None else 0
 
 
@@ -492,12 +473,10 @@ async def list_exports(request: web.Request) -> web.Response:
     limit = _int_param(query.get("limit"), 20, 1, MAX_LIST_LIMIT, "limit")
     items = await _list(deps, _namespaces(caller, query.get("project_id")))
     if status:
-        items = [ej for ej in items if views.phase_of(ej).api_value == status]
+        items = [ej for ej in items if ej.phase.api_value == status]
     if export_type:
-        items = [ej for ej in items if ej["spec"].get("exportType") == export_type]
-    items.sort(
-        key=lambda ej: (ej["metadata"].get("creationTimestamp", ""), ej["metadata"]["name"]), reverse=True
-    )
+        items = [ej for ej in items if ej.spec.export_type == export_type]
+    items.sort(key=lambda ej: (ej.metadata.creation_timestamp or "", ej.name), reverse=True)
     page = [views.list_item(ej) for ej in items[skip : skip + limit]]
     return web.json_response({"items": page, "total": len(items)})
 
@@ -526,18 +505,18 @@ async def download_export(request: web.Request) -> web.Response:
     caller = await _caller(request)
     ej = await _find(request, caller)
     headers = _rate_limit(request, caller, DOWNLOAD_BUCKET)
-    phase = views.phase_of(ej)
+    phase = ej.phase
     if phase != ExportPhase.COMPLETED:
         raise ApiFailure(
             409, "EXPORT_NOT_READY", f"Export is {phase.api_value}, not completed", status=phase.api_value
         )
-    output = (ej.get("status") or {}).get("output") or {}
+    output = ej.observed_status.output or ExportOutput()
     now = deps.clock()
-    expires = dt.datetime.fromisoformat(str(output.get("expiresAt")).replace("Z", "+00:00"))
-    remaining = math.floor((expires - now).total_seconds())
+    # A Completed export without an expiry is treated as expired: it cannot be kept forever.
+    remaining = math.floor((output.expires_at - now).total_seconds()) if output.expires_at else 0
     if remaining < 1:
         raise ApiFailure(410, "EXPORT_EXPIRED", "Export has expired")
-    key = key_from_ref(deps.store.uri, output.get("fileRef", "")) if deps.store is not None else None
+    key = _store_key(deps, output)
     if key is None:
         raise ApiFailure(
             503, "DOWNLOAD_UNAVAILABLE", "The export's file is not in this server's object store"
@@ -548,16 +527,16 @@ async def download_export(request: web.Request) -> web.Response:
         url = await asyncio.to_thread(presign, key, valid)
     else:  # a local directory: this server signs and serves the file
         until = math.floor(now.timestamp()) + valid
-        sig = signed.signature(deps.url_key, views.export_id_of(ej), until)
-        url = f"{request.url.origin()}{BASE}/{views.export_id_of(ej)}/file?expires={until}&signature={sig}"
+        sig = signed.signature(deps.url_key, ej.export_id, until)
+        url = f"{request.url.origin()}{BASE}/{ej.export_id}/file?expires={until}&signature={sig}"
     _audit(request, caller, "export.download", ej, url_seconds=valid)
     return web.json_response(
         {
             "download_url": url,
             "expires_at": views.stamp(now + dt.timedelta(seconds=valid)),
-            "file_name": output.get("fileName"),
-            "file_size_bytes": output.get("fileSizeBytes"),
-            "content_type": output.get("contentType"),
+            "file_name": output.file_name,
+            "file_size_bytes": output.file_size_bytes,
+            "content_type": output.content_type,
         },
         headers=headers,
     )
@@ -567,19 +546,18 @@ async def cancel_export(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     caller = await _caller(request)
     ej = await _find(request, caller)
-    phase = views.phase_of(ej)
+    phase = ej.phase
     if phase.is_terminal:
         raise ApiFailure(
             409, "EXPORT_NOT_CANCELLABLE", f"Export is already {phase.api_value}", status=phase.api_value
         )
     reason = await _reason(request) or f"cancelled by {caller.sub}"
     patch = {"spec": {"cancel": {"requested": True, "reason": reason[:1024]}}}
-    ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
-    await deps.kube.patch(EXPORTJOB_RESOURCE, name, patch, ns)
+    await deps.kube.patch(EXPORTJOB_RESOURCE, ej.name, patch, ej.namespace)
     _audit(request, caller, "export.cancel", ej)
     return web.json_response(
         {
-            "id": views.export_id_of(ej),
+            "id": ej.export_id,
             "status": ExportPhase.CANCELLED.api_value,
             "message": "Export cancelled successfully",
         }
@@ -601,21 +579,25 @@ async def delete_export(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     caller = await _caller(request)
     ej = await _find(request, caller)
-    ref = ((ej.get("status") or {}).get("output") or {}).get("fileRef")
-    if ref and deps.store is not None:
-        key = key_from_ref(deps.store.uri, ref)
-        if key:
-            await asyncio.to_thread(deps.store.delete, key)
-    ns, name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+    key = _store_key(deps, ej.observed_status.output or ExportOutput())
+    if key and deps.store is not None:
+        await asyncio.to_thread(deps.store.delete, key)
     try:
         # Owner references take the export Job, pod, RBAC and Secret with it; a running pod is
         # stopped, and its final status write fails, so it removes anything it uploaded.
-        await deps.kube.delete(EXPORTJOB_RESOURCE, name, ns, propagationPolicy="Background")
+        await deps.kube.delete(EXPORTJOB_RESOURCE, ej.name, ej.namespace, propagationPolicy="Background")
     except ApiError as exc:
         if exc.status != 404:
             raise
     _audit(request, caller, "export.delete", ej)
     return web.Response(status=204)
+
+
+def _store_key(deps: ExportDeps, output: ExportOutput) -> str | None:
+    """The export file's key in this server's object store, or None if it is not there."""
+    if deps.store is None or not output.file_ref:
+        return None
+    return key_from_ref(deps.store.uri, output.file_ref)
 
 
 def _inside(root: Path, key: str) -> Path | None:
@@ -637,20 +619,18 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         deps.url_key, export_id, expires, request.query.get("signature", ""), deps.clock().timestamp()
     ):
         raise ApiFailure(403, "URL_EXPIRED_OR_INVALID", "Request has expired or the signature does not match")
-    found = await _list(deps, [None], labelSelector=f"{LABEL_EXPORT_ID}={export_id}")
-    if not found:  # created with kubectl: no label
-        found = [ej for ej in await _list(deps, [None]) if views.export_id_of(ej) == export_id]
-    output = ((found[0].get("status") or {}).get("output") or {}) if found else {}
+    found = await _by_id(deps, [None], export_id)
+    output = (found.observed_status.output if found else None) or ExportOutput()
     root = getattr(deps.store, "root", None)
-    key = key_from_ref(deps.store.uri, output.get("fileRef", "")) if deps.store is not None else None
+    key = _store_key(deps, output)
     if root is None or key is None:
         raise _not_found()
     path = _inside(Path(root), key)
     if path is None:  # a status that points outside the store
         raise _not_found()
     headers = {
-        "Content-Type": output.get("contentType") or "application/octet-stream",
-        "Content-Disposition": pipeline.content_disposition(output.get("fileName") or "export"),
+        "Content-Type": output.content_type or "application/octet-stream",
+        "Content-Disposition": pipeline.content_disposition(output.file_name or "export"),
     }
     return web.FileResponse(path, headers=headers)
 

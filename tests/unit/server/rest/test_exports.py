@@ -14,21 +14,23 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from agentcore.auth import tokens
+from agentcore.auth.tokens import ADMIN_ROLE, ALL_NAMESPACES, EXPORT, VIEW, Principal
 from agentcore.exports.rules import RULE_LABEL
 from agentcore.exports.settings import ExportSettings
 from agentcore.kube.client import ApiError, Resource
 from agentcore.server.ratelimit import RateLimiter
 from agentcore.server.rest import exports as rest
-from agentcore.server.rest.exports import SPEC_LIMITS, Caller, ExportDeps, Unauthorized, add_export_routes
+from agentcore.server.rest.exports import SPEC_LIMITS, ExportDeps, Unauthorized, add_export_routes
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.trajectories import TrajectoryRepository
 from tests.exports_support import trajectory_rows
 
 NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
-ADMIN = Caller("root", ("*",), frozenset(), frozenset({"admin"}))
-ANALYST = Caller("ann", ("team-a",), frozenset({"data:export"}), frozenset({"analyst"}))
-VIEWER = Caller("vic", ("team-a",), frozenset({"training:view"}))
+ADMIN = Principal("root", frozenset(), (ALL_NAMESPACES,), frozenset({ADMIN_ROLE}))
+ANALYST = Principal("ann", frozenset({EXPORT}), ("team-a",), frozenset({"analyst"}))
+VIEWER = Principal("vic", frozenset({VIEW}), ("team-a",))
 
 
 def _merge(target: Any, patch: Any) -> Any:
@@ -116,7 +118,7 @@ class FakeStore:
         self.deleted.append(key)
 
 
-async def _authenticate(request: web.Request) -> Caller:
+async def _authenticate(request: web.Request) -> Principal:
     raw = request.headers.get("X-Test-Caller")
     if raw is None:
         raise Unauthorized("no caller")
@@ -458,3 +460,36 @@ async def test_local_store_downloads_through_a_server_signed_url(api, tmp_path):
     assert (await api.get(tampered)).status == 403
     deps.clock = lambda: NOW + dt.timedelta(hours=2)
     assert (await api.get("/" + path)).status == 403
+
+
+async def test_an_export_created_with_kubectl_is_found_by_its_uid(api):
+    manifest = {
+        "apiVersion": "training.agentcore.io/v1alpha1",
+        "kind": "ExportJob",
+        "metadata": {"name": "by-hand"},
+        "spec": {"exportType": "audit_log", "config": {"format": "json"}},
+    }
+    created = await api.kube.create(
+        Resource("training.agentcore.io", "v1alpha1", "exportjobs"), manifest, "team-a"
+    )
+    uid = created["metadata"]["uid"]
+    got = await (await api.get(f"/api/v1/exports/{uid}", headers={"X-Test-Caller": "analyst"})).json()
+    # Defaults come from the model: the privacy level, the redaction rule and a Pending phase.
+    assert got["id"] == uid and got["name"] == "by-hand" and got["status"] == "pending"
+    assert (
+        got["config"]["privacy_level"] == "anonymized" and got["config"]["redaction_rule"] == "pii-standard"
+    )
+
+
+async def test_a_completed_export_without_an_expiry_is_expired(api):
+    export_id = await _completed(api)
+    (ej,) = api.kube.exportjobs()
+    del ej["status"]["output"]["expiresAt"]
+    resp = await api.get(f"/api/v1/exports/{export_id}/download", headers={"X-Test-Caller": "analyst"})
+    assert resp.status == 410 and (await resp.json())["error_code"] == "EXPORT_EXPIRED"
+
+
+def test_the_caller_is_the_auth_principal():
+    # One concept of the caller: the REST API defines no principal type or role names of its own.
+    for name in ("Caller", "CallerLike", "ADMIN_ROLE", "ALL_NAMESPACES", "EXPORT_PERMISSION"):
+        assert name not in vars(rest) or vars(rest)[name] is getattr(tokens, name)
