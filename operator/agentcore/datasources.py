@@ -17,13 +17,14 @@ import base64
 import json
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agentcore.api.training import TrainingQuery
+from agentcore.api.common import KeySelector
+from agentcore.api.training import DataSource, TrainingQuery
 from agentcore.kube.client import CONFIGMAPS, SECRETS, ApiError, KubeClient
 from agentcore.storage.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge, open_store
 
@@ -77,24 +78,28 @@ def _normalise(uri: str) -> str:
 
 
 async def load_queries(
-    source: dict[str, Any],
+    source: DataSource | Mapping[str, Any],
     namespace: str,
     kube: KubeClient,
     open_uri: StoreOpener = open_store,
     policy: DataPolicy | None = None,
 ) -> list[dict[str, Any]]:
-    if "inline" in source:
-        return validate_queries(source["inline"])
-    if "configMapKeyRef" in source:
-        text: str | bytes = await _key_of(kube, CONFIGMAPS, namespace, source["configMapKeyRef"])
-    elif "secretKeyRef" in source:
-        text = await _key_of(kube, SECRETS, namespace, source["secretKeyRef"])
-    elif "uri" in source:
-        rules = policy or DataPolicy()
-        rules.check(source["uri"], namespace)
-        text = await _bounded(asyncio.to_thread(_read_uri, source["uri"], open_uri, rules.max_bytes), rules)
+    """The queries of a data source (the model, or its resource form), as snake_case dicts."""
+    try:
+        src = source if isinstance(source, DataSource) else DataSource.model_validate(source)
+    except ValidationError as exc:
+        raise DataSourceError(f"invalid data source: {exc.errors()[0]['msg']}") from exc
+    if src.inline is not None:
+        return [q.to_api() for q in src.inline]
+    if src.config_map_key_ref is not None:
+        text: str | bytes = await _key_of(kube, CONFIGMAPS, namespace, src.config_map_key_ref)
+    elif src.secret_key_ref is not None:
+        text = await _key_of(kube, SECRETS, namespace, src.secret_key_ref)
     else:
-        raise DataSourceError("data source names none of inline, configMapKeyRef, secretKeyRef, uri")
+        assert src.uri is not None  # the model requires exactly one source
+        rules = policy or DataPolicy()
+        rules.check(src.uri, namespace)
+        text = await _bounded(asyncio.to_thread(_read_uri, src.uri, open_uri, rules.max_bytes), rules)
     # Parsing megabytes of JSON is CPU work: not on the event loop.
     return await asyncio.to_thread(lambda: validate_queries(_parse(text)))
 
@@ -121,18 +126,18 @@ def validate_queries(raw: Any) -> list[dict[str, Any]]:
     return queries
 
 
-async def _key_of(kube: KubeClient, res: Any, namespace: str, ref: dict[str, str]) -> str:
+async def _key_of(kube: KubeClient, res: Any, namespace: str, ref: KeySelector) -> str:
     kind = "ConfigMap" if res is CONFIGMAPS else "Secret"
     try:
-        obj = await kube.get(res, ref["name"], namespace)
+        obj = await kube.get(res, ref.name, namespace)
     except ApiError as exc:
         if exc.status == 404:
-            raise DataSourceError(f"{kind} {ref['name']!r} not found") from exc
+            raise DataSourceError(f"{kind} {ref.name!r} not found") from exc
         raise
-    data = obj.get("data") or {}
-    if ref["key"] not in data:
-        raise DataSourceError(f"{kind} {ref['name']!r} has no key {ref['key']!r}")
-    value = data[ref["key"]]
+    data = obj.get("data") or {}  # ConfigMap/Secret data: a plain string map
+    if ref.key not in data:
+        raise DataSourceError(f"{kind} {ref.name!r} has no key {ref.key!r}")
+    value = data[ref.key]
     return base64.b64decode(value).decode() if res is SECRETS else str(value)
 
 

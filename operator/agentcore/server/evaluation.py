@@ -118,9 +118,7 @@ class CheckpointEvaluator:
             raise EvaluationError("the job has no evaluationData: pass evaluation_queries")
         try:
             policy = DataPolicy(store=self.store.uri)
-            return await load_queries(
-                source.to_resource(), tj.metadata.namespace or "", self.kube, policy=policy
-            )
+            return await load_queries(source, tj.metadata.namespace or "", self.kube, policy=policy)
         except DataSourceError as exc:
             raise EvaluationError(f"evaluation data: {exc}") from exc
 

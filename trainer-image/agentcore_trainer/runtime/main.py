@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentcore import logs
-from agentcore.api.training import GRPOConfig, TrainerState
+from agentcore.api.training import GRPOConfig, TrainerState, TrainingJob
 from agentcore.datasources import DataSourceError, load_queries, validate_queries
 from agentcore.kube import config as kubeconfig
 from agentcore.kube.client import TRAININGJOB_RESOURCE, KubeClient
@@ -75,15 +75,16 @@ async def _in_cluster() -> int:
     env = os.environ
     name, namespace = env["AGENTCORE_JOB_NAME"], env["AGENTCORE_JOB_NAMESPACE"]
     async with KubeClient(kubeconfig.load()) as kube:
-        tj = await kube.get(TRAININGJOB_RESOURCE, name, namespace)
-        spec = tj["spec"]
+        tj = TrainingJob.model_validate(await kube.get(TRAININGJOB_RESOURCE, name, namespace))
+        spec = tj.spec
+        evaluation = spec.evaluation_data
         inputs = RunInputs(
-            GRPOConfig.model_validate(spec["config"]),
-            await load_queries(spec["trainingData"], namespace, kube),
-            await load_queries(spec["evaluationData"], namespace, kube) if spec.get("evaluationData") else [],
+            spec.config,
+            await load_queries(spec.training_data, namespace, kube),
+            await load_queries(evaluation, namespace, kube) if evaluation is not None else [],
         )
         ident = RunIdentity(
-            tj["metadata"]["uid"], name, namespace, spec["agentId"], env.get("AGENTCORE_POD_NAME")
+            tj.metadata.uid or "", name, namespace, spec.agent_id, env.get("AGENTCORE_POD_NAME")
         )
         store = open_store(env.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
         if isinstance(store, S3ObjectStore):
