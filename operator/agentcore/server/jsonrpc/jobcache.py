@@ -160,7 +160,9 @@ class JobCache:
         if uid and uid not in self._jobs and uid not in self._tombstones:
             self._put(CachedJob.from_resource(obj))
 
-    def _put(self, job: CachedJob) -> None:
+    def _put(self, job: CachedJob | None) -> None:
+        if job is None:  # a resource the models reject (logged by CachedJob)
+            return
         self._jobs[job.uid] = job
         self._by_namespace.setdefault(job.namespace, {})[job.uid] = job
         self._wake(job.uid)
@@ -181,7 +183,7 @@ class JobCache:
                 waiter.set_result(None)
 
     def _replace_all(self, items: list[JSON]) -> None:
-        fresh = {job.uid: job for job in map(CachedJob.from_resource, items) if job.uid}
+        fresh = {job.uid: job for job in map(CachedJob.from_resource, items) if job is not None and job.uid}
         for uid in set(self._jobs) - set(fresh):
             self._remove(uid)
         for job in fresh.values():

@@ -11,17 +11,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic.alias_generators import to_snake
+from pydantic import ConfigDict, Field, ValidationError
 
-from agentcore.api import GROUP, TRAININGJOBS, VERSION, TrainingPhase, format_money, labels, parse_money
+from agentcore.api import GROUP, TRAININGJOBS, VERSION, TrainingPhase, format_money, labels
+from agentcore.api.common import CamelModel, CancelRequest, ObjectMeta
+from agentcore.api.training import GRPOConfig, TrainingJobStatus
+from agentcore.cost import money
 from agentcore.kube.client import Resource
 from agentcore.server.jsonrpc.protocol import encode_json
+
+log = logging.getLogger(__name__)
 
 TRAININGJOBS_RESOURCE = Resource(GROUP, VERSION, TRAININGJOBS)
 LABEL_AGENT_ID = labels.AGENT_ID
@@ -31,18 +37,6 @@ ANNOTATION_CREATED_BY = labels.CREATED_BY
 NAME_PREFIX_MAX = 40
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
-# Metadata worth keeping in the cache; managedFields and the like only cost memory.
-_KEEP_METADATA = (
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "labels",
-    "annotations",
-)
 
 
 def job_name(agent_id: str) -> str:
@@ -51,115 +45,96 @@ def job_name(agent_id: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def phase_of(obj: dict[str, Any]) -> TrainingPhase | None:
-    try:
-        return TrainingPhase(str((obj.get("status") or {}).get("phase")))
-    except ValueError:
-        return None
+class _Slim(CamelModel):
+    # What the cache keeps: everything else (datasets of up to ~1 MB, managedFields) is dropped.
+    model_config = ConfigDict(extra="ignore")
+
+
+class CachedSpec(_Slim):
+    agent_id: str
+    config: GRPOConfig
+    cancel: CancelRequest | None = None
+
+
+class CachedTrainingJob(_Slim):
+    """A TrainingJob without its datasets: code that needs them reads the resource itself."""
+
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: CachedSpec
+    status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
 
 
 def api_status(phase: TrainingPhase | None) -> str:
     return phase.api_value if phase else TrainingPhase.QUEUED.api_value
 
 
-def _money(value: Any, default: str) -> str:
-    try:
-        return format_money(parse_money(value)) if value is not None else default
-    except ValueError:
-        return str(value)
-
-
-def _metrics(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        return {}
-    return {to_snake(k): v for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
-def _progress(status: dict[str, Any], current: int, total: int) -> float:
-    if isinstance(status.get("progressPercent"), int | float):
-        return float(status["progressPercent"])
+def _progress(status: TrainingJobStatus, current: int, total: int) -> float:
+    if status.progress_percent is not None:
+        return float(status.progress_percent)
     return round(min(100.0, current / total * 100), 1) if total else 0.0
 
 
-def _remaining_percent(status: dict[str, Any], budget: str, cost: str) -> float:
-    if isinstance(status.get("budgetRemainingPercent"), int | float):
-        return float(status["budgetRemainingPercent"])
-    try:
-        b, c = Decimal(budget), Decimal(cost)
-    except ArithmeticError:
-        return 0.0
-    return float(round(max(Decimal(0), (b - c) / b * 100), 1)) if b > 0 else 0.0
+def _remaining_percent(status: TrainingJobStatus, budget: Decimal, cost: Decimal) -> float:
+    if status.budget_remaining_percent is not None:
+        return float(status.budget_remaining_percent)
+    return float(round(max(Decimal(0), (budget - cost) / budget * 100), 1)) if budget > 0 else 0.0
 
 
-def status_view(obj: dict[str, Any]) -> dict[str, Any]:
+def status_view(job: CachedTrainingJob) -> dict[str, Any]:
     """The spec's ``training.get_status`` result for one TrainingJob resource."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    config = spec.get("config") or {}
-    status = obj.get("status") or {}
-    current = int(status.get("currentIteration") or 0)
-    total = int(status.get("totalIterations") or config.get("nIterations") or 0)
-    cost = _money(status.get("costUsd"), "0.00")
-    budget = _money(status.get("budgetUsd", config.get("maxBudgetUsd")), "100.00")
+    meta, spec, status = job.metadata, job.spec, job.status
+    current = status.current_iteration or 0
+    total = status.total_iterations or spec.config.n_iterations
+    cost = status.cost_usd or Decimal(0)
+    budget = status.budget_usd if status.budget_usd is not None else spec.config.max_budget_usd
+    stamps = status.to_api()  # timestamps as the JSON the resource holds
     view: dict[str, Any] = {
-        "job_id": meta.get("uid"),
-        "agent_id": spec.get("agentId"),
-        "status": api_status(phase_of(obj)),
+        "job_id": meta.uid,
+        "agent_id": spec.agent_id,
+        "status": api_status(status.phase),
         "current_iteration": current,
         "total_iterations": total,
         "progress_percent": _progress(status, current, total),
-        "metrics": _metrics(status.get("metrics")),
-        "cost_usd": cost,
-        "budget_usd": budget,
+        "metrics": status.metrics.to_api() if status.metrics else {},
+        "cost_usd": money(cost),  # the API shows cents; the resource keeps the exact amount
+        "budget_usd": format_money(budget),
         "budget_remaining_percent": _remaining_percent(status, budget, cost),
-        "started_at": status.get("startedAt"),
-        "estimated_completion": status.get("estimatedCompletion"),
-        "best_checkpoint_id": status.get("bestCheckpointId"),
-        "created_at": meta.get("creationTimestamp"),
-        "namespace": meta.get("namespace"),
-        "name": meta.get("name"),
+        "started_at": stamps.get("started_at"),
+        "estimated_completion": stamps.get("estimated_completion"),
+        "best_checkpoint_id": status.best_checkpoint_id,
+        "created_at": meta.creation_timestamp,
+        "namespace": meta.namespace,
+        "name": meta.name,
     }
-    for key in ("completedAt", "reason", "message"):
-        if status.get(key):
-            view[to_snake(key)] = status[key]
+    for key in ("completed_at", "reason", "message"):
+        if stamps.get(key):
+            view[key] = stamps[key]
     return view
 
 
-def cancel_view(obj: dict[str, Any], done: bool) -> dict[str, Any]:
+def cancel_view(job: CachedTrainingJob, done: bool) -> dict[str, Any]:
     """The spec's ``training.cancel`` result, from ``status.cancellation`` once the job stopped."""
-    status = obj.get("status") or {}
-    info = status.get("cancellation") or {}
-    request = (obj.get("spec") or {}).get("cancel") or {}
-    iterations = info.get("iterationsCompleted", status.get("currentIteration"))
+    status = job.status
+    info = status.cancellation
+    stamps = info.to_api() if info else {}
+    iterations = info.iterations_completed if info and info.iterations_completed is not None else None
+    completed = status.to_api().get("completed_at")
     return {
-        "job_id": (obj.get("metadata") or {}).get("uid"),
+        "job_id": job.metadata.uid,
         "status": "cancelled" if done else "cancelling",
-        "cancelled_at": info.get("cancelledAt") or (status.get("completedAt") if done else None),
-        "iterations_completed": int(iterations or 0),
-        "checkpoint_saved": info.get("checkpointSaved"),
-        "checkpoint_id": info.get("checkpointId"),
-        "reason": info.get("reason") or request.get("reason"),
+        "cancelled_at": stamps.get("cancelled_at") or (completed if done else None),
+        "iterations_completed": int(iterations if iterations is not None else status.current_iteration or 0),
+        "checkpoint_saved": info.checkpoint_saved if info else None,
+        "checkpoint_id": info.checkpoint_id if info else None,
+        "reason": (info.reason if info else None) or (job.spec.cancel.reason if job.spec.cancel else None),
     }
 
 
-def checkpoint_ids(obj: dict[str, Any]) -> set[str]:
-    status = obj.get("status") or {}
-    ids = {c.get("id") for c in status.get("checkpoints") or [] if isinstance(c, dict)}
-    if status.get("bestCheckpointId"):
-        ids.add(status["bestCheckpointId"])
-    return {i for i in ids if isinstance(i, str)}
-
-
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the cache keeps of a resource: no inline datasets (up to ~1 MB each) or managedFields.
-    Code that needs the datasets reads the resource from the apiserver."""
-    meta = obj.get("metadata") or {}
-    spec = {k: v for k, v in (obj.get("spec") or {}).items() if k not in ("trainingData", "evaluationData")}
-    return {
-        "metadata": {k: meta[k] for k in _KEEP_METADATA if k in meta},
-        "spec": spec,
-        "status": obj.get("status") or {},
-    }
+def checkpoint_ids(job: CachedTrainingJob) -> set[str]:
+    ids = {c.id for c in job.status.checkpoints or []}
+    if job.status.best_checkpoint_id:
+        ids.add(job.status.best_checkpoint_id)
+    return ids
 
 
 @dataclass(frozen=True)
@@ -172,23 +147,32 @@ class CachedJob:
     agent_id: str
     phase: TrainingPhase | None
     created_at: str
-    obj: dict[str, Any]
+    obj: CachedTrainingJob
     view: dict[str, Any]
     view_json: bytes  # get_status answers with these bytes: encoded once per change, not per request
 
     @classmethod
-    def from_resource(cls, obj: dict[str, Any]) -> CachedJob:
-        kept = slim(obj)
-        meta = kept["metadata"]
-        view = status_view(kept)
+    def from_resource(cls, raw: dict[str, Any]) -> CachedJob | None:
+        """The cached form of a resource; None (logged) for one the models reject, which the CRD's
+        schema makes impossible short of a version skew."""
+        try:
+            job = CachedTrainingJob.model_validate(raw)
+        except ValidationError as exc:
+            meta = raw.get("metadata") or {}
+            log.warning(
+                "TrainingJob %s/%s left out of the cache: %s", meta.get("namespace"), meta.get("name"), exc
+            )
+            return None
+        meta = job.metadata
+        view = status_view(job)
         return cls(
-            uid=meta.get("uid", ""),
-            namespace=meta.get("namespace", ""),
-            name=meta.get("name", ""),
-            agent_id=str(kept["spec"].get("agentId", "")),
-            phase=phase_of(kept),
-            created_at=meta.get("creationTimestamp") or "",
-            obj=kept,
+            uid=meta.uid or "",
+            namespace=meta.namespace or "",
+            name=meta.name or "",
+            agent_id=job.spec.agent_id,
+            phase=job.status.phase,
+            created_at=meta.creation_timestamp or "",
+            obj=job,
             view=view,
             view_json=encode_json(view),
         )
@@ -203,4 +187,4 @@ class CachedJob:
 
     @property
     def cancel_requested(self) -> bool:
-        return bool(((self.obj["spec"].get("cancel")) or {}).get("requested"))
+        return self.obj.spec.cancel is not None and self.obj.spec.cancel.requested

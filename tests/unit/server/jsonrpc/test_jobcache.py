@@ -10,7 +10,7 @@ import pytest
 
 from agentcore.kube.client import ApiError
 from agentcore.server.jsonrpc.jobcache import JobCache
-from agentcore.server.jsonrpc.jobs import CachedJob, job_name, slim, status_view
+from agentcore.server.jsonrpc.jobs import CachedJob, CachedTrainingJob, job_name, status_view
 from tests.unit.server.jsonrpc.conftest import FakeKube
 
 SPEC = {"agentId": "a", "config": {"nIterations": 10}, "trainingData": {"inline": [{"query": "q"}] * 100}}
@@ -112,16 +112,24 @@ def test_slim_drops_datasets_and_managed_fields() -> None:
         "spec": {**SPEC, "evaluationData": {"inline": []}},
         "status": {"phase": "Running"},
     }
-    kept = slim(obj)
-    assert "managedFields" not in kept["metadata"]
+    kept = CachedTrainingJob.model_validate(obj).to_resource()
+    assert set(kept["metadata"]) == {"name", "uid", "namespace"}
     assert set(kept["spec"]) == {"agentId", "config"}
     job = CachedJob.from_resource(obj)
-    assert job.api_status == "running" and job.view == status_view(kept)
+    assert job is not None and job.api_status == "running"
+    assert job.view == status_view(CachedTrainingJob.model_validate(kept))
 
 
-def test_unknown_phase_counts_as_queued() -> None:
-    job = CachedJob.from_resource({"metadata": {"uid": "u"}, "spec": {}, "status": {"phase": "Exploded"}})
-    assert job.api_status == "queued" and not job.terminal
+def test_no_phase_yet_is_queued() -> None:
+    job = CachedJob.from_resource({"metadata": {"uid": "u"}, "spec": SPEC})
+    assert job is not None and job.api_status == "queued" and not job.terminal
+
+
+def test_a_resource_the_models_reject_stays_out_of_the_cache() -> None:
+    assert (
+        CachedJob.from_resource({"metadata": {"uid": "u"}, "spec": {}, "status": {"phase": "Exploded"}})
+        is None
+    )
 
 
 @pytest.mark.parametrize(
