@@ -113,9 +113,10 @@ def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None 
 
 
 def serve_bare(port: int) -> None:
-    from agentcore.server.jsonrpc.jobs import status_view
+    from agentcore.server.jsonrpc.jobs import CachedTrainingJob, status_view
 
-    status = status_view(trainingjob(0))  # the same result shape, built once before serving
+    # The same result shape, built once before serving.
+    status = status_view(CachedTrainingJob.model_validate(trainingjob(0)))
 
     async def handle(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
