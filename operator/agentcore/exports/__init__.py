@@ -1,4 +1,4 @@
-"""Privacy-aware exports (``spec/exports-api.md``): ExportJob → export pod → file in object storage.
+"""Privacy-aware exports (``docs/spec/exports-api.md``): ExportJob → export pod → file in object storage.
 
 Pipeline: the REST API (:mod:`.rest`) or ``kubectl apply`` creates an ExportJob; the operator
 (``controllers/exportjob_*``) queues it per namespace (at most 3 running, the rest Pending with
