@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="build/cache the control-plane and MinIO binaries")
     setup.add_argument("--no-minio", action="store_true")
+    setup.add_argument("--quiet", action="store_true", help="print only builds and errors (bootstrap)")
     setup.set_defaults(func=_cmd_setup)
 
     operator = sub.add_parser("operator", help="run the operator")

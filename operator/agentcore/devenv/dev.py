@@ -22,15 +22,19 @@ from agentcore.devenv.services import MinioServer, PostgresServer
 
 def run_setup(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    quiet = getattr(args, "quiet", False)  # builds announce themselves (binaries.progress)
     try:
         bins = binaries.control_plane_binaries(build=True)
-        print(f"control plane binaries: {bins.kube_apiserver.parent} (etcd: {bins.etcd})")
-        if not args.no_minio:
-            print(f"minio: {binaries.minio_binary(build=True)}")
+        if not quiet:
+            print(f"control plane binaries: {bins.kube_apiserver.parent} (etcd: {bins.etcd})")
+        minio = None if args.no_minio else binaries.minio_binary(build=True)
+        if minio and not quiet:
+            print(f"minio: {minio}")
     except binaries.BinaryError as exc:
         print(f"agentcore setup: {exc}", file=sys.stderr)
         return 1
-    print(f"ready in {time.monotonic() - started:.0f}s")
+    if not quiet:
+        print(f"ready in {time.monotonic() - started:.0f}s")
     return 0
 
 
