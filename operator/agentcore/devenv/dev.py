@@ -124,7 +124,8 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
     if args.examples:
         cp.kubectl("apply", "-f", str(_examples_dir() / "trainingjob.yaml"))
         print("applied examples/trainingjob.yaml (kubectl get tj)")
-    print(f"try: kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+    print(f"kubectl: {cp.binaries.kubectl} (not on PATH: `agentcore kubectl ARGS` runs it)")
+    print(f"try: KUBECONFIG={kubeconfig} scripts/agentcore kubectl get nodes", flush=True)
 
 
 def _start_api(
