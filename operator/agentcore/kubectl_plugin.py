@@ -60,20 +60,20 @@ def _common() -> argparse.ArgumentParser:
 def _add_verbs(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     verbs = parser.add_subparsers(dest="tj_command", required=True, metavar="VERB")
     cancel = verbs.add_parser("cancel", parents=[common], help="cancel (final: checkpoint, then stop)")
-    cancel.add_argument("name", metavar="NAME")
+    cancel.add_argument("name", metavar="NAME", help="the TrainingJob")
     cancel.add_argument("--reason", help="why; copied into status.cancellation and webhooks")
     cancel.set_defaults(tj_func=cancel_job)
     for verb, text in (("suspend", "stop after a checkpoint"), ("resume", "resume from the checkpoint")):
         sub = verbs.add_parser(verb, parents=[common], help=text)
-        sub.add_argument("name", metavar="NAME")
+        sub.add_argument("name", metavar="NAME", help="the TrainingJob")
         sub.set_defaults(tj_func=suspend_job, suspend=verb == "suspend")
     logs = verbs.add_parser("logs", parents=[common], help="the trainer pod's log")
-    logs.add_argument("name", metavar="NAME")
+    logs.add_argument("name", metavar="NAME", help="the TrainingJob")
     logs.add_argument("-f", "--follow", action="store_true", help="keep streaming")
     logs.add_argument("-c", "--container", help="default: the pod's first container")
     logs.set_defaults(tj_func=show_logs)
     describe = verbs.add_parser("describe", parents=[common], help="phase, progress, cost, Events")
-    describe.add_argument("name", metavar="NAME")
+    describe.add_argument("name", metavar="NAME", help="the TrainingJob")
     describe.set_defaults(tj_func=describe_job)
 
 
