@@ -189,8 +189,24 @@ async def show_logs(kube: Kube, args: argparse.Namespace, out: TextIO, reader: L
                 f"on the local node agent they are in {path}"
             ) from exc
         print(f"(the API serves no logs for pod {pod_name}: reading {path})", file=sys.stderr)
-        out.write(path.read_text(errors="replace"))
+        await _tail(kube, pod, path, out, args.follow)
         return 0
+
+
+async def _tail(kube: Kube, pod: JSON, path: Path, out: TextIO, follow: bool, poll: float = 1.0) -> None:
+    """Print the file; with `follow`, keep printing what is appended until the pod has finished."""
+    meta = pod["metadata"]
+    with path.open(errors="replace") as fh:
+        while True:
+            out.write(fh.read())
+            out.flush()
+            if not follow:
+                return
+            current = await kube.get(PODS, meta["name"], meta["namespace"])
+            if current.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                out.write(fh.read())
+                return
+            await asyncio.sleep(poll)
 
 
 # --- describe -------------------------------------------------------------------------------

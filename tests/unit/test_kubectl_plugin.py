@@ -188,3 +188,13 @@ async def test_logs_unavailable_says_where_the_file_is(tmp_path: Path):
 async def test_logs_without_a_pod():
     with pytest.raises(plugin.PluginError, match="TrainingJob foo in namespace bar has no trainer pod"):
         await call(FakeKube({"trainingjobs/foo": job()}), "logs", "foo", "-n", "bar")
+
+
+async def test_following_the_file_stops_when_the_pod_finished(tmp_path: Path):
+    log = tmp_path / "trainer.log"
+    log.write_text("done\n")
+    pod = trainer_pod()
+    kube = FakeKube({"pods/foo-abc": {**pod, "status": {"phase": "Succeeded"}}})
+    out = io.StringIO()
+    await plugin._tail(kube, pod, log, out, follow=True, poll=0)
+    assert out.getvalue() == "done\n" and kube.calls == [("get", PODS, "foo-abc", "bar")]
