@@ -54,6 +54,12 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kubectl(args: argparse.Namespace) -> int:
+    from agentcore.devenv.kubectl import run
+
+    return run(args.kubectl_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentcore", description="AgentCore Training: GRPO operator")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,7 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser("setup", help="build/cache the control-plane and MinIO binaries")
     setup.add_argument("--no-minio", action="store_true")
+    setup.add_argument("--quiet", action="store_true", help="print only builds and errors (bootstrap)")
     setup.set_defaults(func=_cmd_setup)
+
+    kubectl = sub.add_parser(
+        "kubectl",
+        help="run the cached kubectl with $KUBECONFIG or ./.agentcore/kubeconfig",
+        add_help=False,  # --help goes to kubectl
+        prefix_chars="\0",  # every argument, options included, is kubectl's
+    )
+    kubectl.add_argument("kubectl_args", nargs=argparse.REMAINDER)
+    kubectl.set_defaults(func=_cmd_kubectl)
+
+    from agentcore import kubectl_plugin
+    from agentcore.storage import migrate_cli
+
+    kubectl_plugin.add_parser(sub)
+    migrate = sub.add_parser("migrate", help="apply the database schema migrations (as the chart's hook)")
+    migrate_cli.add_arguments(migrate)
+    migrate.set_defaults(func=migrate_cli.run)
 
     operator = sub.add_parser("operator", help="run the operator")
     from agentcore.controllers.main import add_arguments

@@ -1,4 +1,4 @@
-"""ExportJob: an export of the Exports API (``spec/exports-api.md``) as a Kubernetes resource.
+"""ExportJob: an export of the Exports API (``docs/spec/exports-api.md``) as a Kubernetes resource.
 
 The REST API's ``project_id`` maps to the resource's namespace; ``spec.projectId`` only records the
 id the client used. The formats table of the spec lives here as data (:data:`FORMATS`), so the REST

@@ -1,6 +1,6 @@
 """TrainingJob: the GRPO training run of the Training API as a Kubernetes resource.
 
-Field names, ranges and defaults follow ``spec/training-api-reference.md``; the GRPO algorithm
+Field names, ranges and defaults follow ``docs/spec/training-api-reference.md``; the GRPO algorithm
 fields (clipping, KL, aggregation) follow DeepSeekMath and TRL's ``GRPOConfig`` naming.
 
 Casing: every field, including the metrics, is camelCase in the resource (``status.metrics.avgReward``)

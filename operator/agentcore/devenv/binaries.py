@@ -9,6 +9,7 @@ machine's Go toolchain (the path that works where only package registries are re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,13 +19,17 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
@@ -37,6 +42,10 @@ K8S_RELEASE_URL = "https://dl.k8s.io/release"
 ETCD_RELEASE_URL = "https://github.com/etcd-io/etcd/releases/download"
 
 log = logging.getLogger("agentcore.binaries")
+
+# Cold build times measured on this project's 2-core machines, for the progress lines.
+BUILD_ESTIMATES = {"etcd": 111.0, "kubernetes": 466.0, "minio": 540.0, "helm": 204.0, "kubeconform": 30.0}
+HEARTBEAT_SECONDS = 60.0
 
 
 class BinaryError(RuntimeError):
@@ -74,6 +83,40 @@ def _run_go(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None)
     if proc.returncode != 0:
         raise BinaryError(f"go {' '.join(args)} failed in {cwd}:\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+def _about(seconds: float) -> str:
+    return f"about {round(seconds / 60)} min" if seconds >= 90 else f"about {seconds:.0f} s"
+
+
+@contextlib.contextmanager
+def progress(
+    what: str,
+    estimate: float | None = None,
+    interval: float = HEARTBEAT_SECONDS,
+    out: TextIO | None = None,
+) -> Iterator[None]:
+    """Tell the user a slow first-time build is running: a start line, a heartbeat every
+    `interval` seconds, and the time it took (stderr: stdout belongs to the callers' results)."""
+    stream = out or sys.stderr
+    hint = f"; {_about(estimate)} on 2 cores" if estimate else ""
+    print(f"agentcore: building {what} (first time only, then cached{hint})", file=stream, flush=True)
+    started = time.monotonic()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(interval):
+            elapsed = time.monotonic() - started
+            print(f"agentcore: still building {what} ({elapsed:.0f} s so far)", file=stream, flush=True)
+
+    ticker = threading.Thread(target=beat, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+    print(f"agentcore: built {what} in {time.monotonic() - started:.0f} s", file=stream, flush=True)
 
 
 def _staging_replaces(version: str, workdir: Path) -> list[str]:
@@ -195,10 +238,11 @@ def build_kubernetes(version: str = KUBERNETES_VERSION) -> Path:
     dest = cache_root() / "k8s" / version
     missing = {c: f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS if not (dest / c).exists()}
     if missing:
-        with tempfile.TemporaryDirectory() as tmp:
-            replaces = _staging_replaces(version, Path(tmp))
-        lines = [f"require k8s.io/kubernetes {version}", *replaces]
-        _build_module_binaries(dest, lines, missing, _version_ldflags(version))
+        with progress(f"{', '.join(missing)} {version}", BUILD_ESTIMATES["kubernetes"]):
+            with tempfile.TemporaryDirectory() as tmp:
+                replaces = _staging_replaces(version, Path(tmp))
+            lines = [f"require k8s.io/kubernetes {version}", *replaces]
+            _build_module_binaries(dest, lines, missing, _version_ldflags(version))
     return dest
 
 
@@ -206,7 +250,8 @@ def build_etcd(version: str = ETCD_VERSION) -> Path:
     dest = cache_root() / "etcd" / version
     if not (dest / "etcd").exists():
         lines = [f"require go.etcd.io/etcd/server/v3 {version}"]
-        _build_module_binaries(dest, lines, {"etcd": "go.etcd.io/etcd/server/v3"})
+        with progress(f"etcd {version}", BUILD_ESTIMATES["etcd"]):
+            _build_module_binaries(dest, lines, {"etcd": "go.etcd.io/etcd/server/v3"})
     return dest / "etcd"
 
 
@@ -214,7 +259,8 @@ def build_minio(version: str = MINIO_VERSION) -> Path:
     dest = cache_root() / "minio" / version
     if not (dest / "minio").exists():
         lines = [f"require {MINIO_MODULE} {version}"]
-        _build_module_binaries(dest, lines, {"minio": MINIO_MODULE})
+        with progress(f"MinIO {version}", BUILD_ESTIMATES["minio"]):
+            _build_module_binaries(dest, lines, {"minio": MINIO_MODULE})
     return dest / "minio"
 
 
@@ -227,6 +273,22 @@ def _from_assets(assets: Path) -> ControlPlaneBinaries:
         raise BinaryError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(absent)}")
     return ControlPlaneBinaries(
         found["etcd"], found["kube-apiserver"], found["kube-controller-manager"], found["kubectl"]
+    )
+
+
+def kubectl_binary() -> Path:
+    """The kubectl `agentcore setup` cached (or KUBEBUILDER_ASSETS', or one on PATH); never builds."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    candidates = [Path(assets) / "kubectl"] if assets else []
+    candidates.append(cache_root() / "k8s" / KUBERNETES_VERSION / "kubectl")
+    on_path = shutil.which("kubectl")
+    candidates += [Path(on_path)] if on_path else []
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    raise BinaryError(
+        f"kubectl not found at {candidates[0]}; run `agentcore setup` (a first build takes "
+        f"{_about(BUILD_ESTIMATES['kubernetes'])} on 2 cores)"
     )
 
 

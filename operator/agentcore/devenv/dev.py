@@ -22,15 +22,19 @@ from agentcore.devenv.services import MinioServer, PostgresServer
 
 def run_setup(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    quiet = getattr(args, "quiet", False)  # builds announce themselves (binaries.progress)
     try:
         bins = binaries.control_plane_binaries(build=True)
-        print(f"control plane binaries: {bins.kube_apiserver.parent} (etcd: {bins.etcd})")
-        if not args.no_minio:
-            print(f"minio: {binaries.minio_binary(build=True)}")
+        if not quiet:
+            print(f"control plane binaries: {bins.kube_apiserver.parent} (etcd: {bins.etcd})")
+        minio = None if args.no_minio else binaries.minio_binary(build=True)
+        if minio and not quiet:
+            print(f"minio: {minio}")
     except binaries.BinaryError as exc:
         print(f"agentcore setup: {exc}", file=sys.stderr)
         return 1
-    print(f"ready in {time.monotonic() - started:.0f}s")
+    if not quiet:
+        print(f"ready in {time.monotonic() - started:.0f}s")
     return 0
 
 
@@ -120,7 +124,8 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
     if args.examples:
         cp.kubectl("apply", "-f", str(_examples_dir() / "trainingjob.yaml"))
         print("applied examples/trainingjob.yaml (kubectl get tj)")
-    print(f"try: kubectl --kubeconfig {kubeconfig} get nodes", flush=True)
+    print(f"kubectl: {cp.binaries.kubectl} (not on PATH: `agentcore kubectl ARGS` runs it)")
+    print(f"try: KUBECONFIG={kubeconfig} scripts/agentcore kubectl get nodes", flush=True)
 
 
 def _start_api(

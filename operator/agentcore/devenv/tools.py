@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from agentcore.devenv.binaries import BinaryError, _run_go, cache_root
+from agentcore.devenv.binaries import BUILD_ESTIMATES, BinaryError, _run_go, cache_root, progress
 
 HELM_VERSION = "v3.22.0"
 HELM_MODULE = "helm.sh/helm/v3"
@@ -102,7 +101,10 @@ def go_install(name: str, package: str, version: str, ldflags: str = "-s -w") ->
     if binary.exists():
         return binary
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"agentcore-{name}-") as tmp:
+    with (
+        progress(f"{name} {version}", BUILD_ESTIMATES.get(name)),
+        tempfile.TemporaryDirectory(prefix=f"agentcore-{name}-") as tmp,
+    ):
         gobin = Path(tmp) / "bin"
         _run_go(
             ["install", "-trimpath", "-ldflags", ldflags, f"{package}@{version}"],
@@ -379,14 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agentcore.devenv.tools", description="build/cache helm and kubeconform"
     )
-    parser.parse_args(argv)
+    parser.add_argument("--quiet", action="store_true", help="print only builds and problems")
+    args = parser.parse_args(argv)
     try:
         for name, build in (("helm", helm_binary), ("kubeconform", kubeconform_binary)):
-            started = time.monotonic()
-            path = build()
-            took = time.monotonic() - started
-            note = f" (built in {took:.0f}s)" if took > 5 else ""
-            print(f"{name}: {path}{note}", file=sys.stderr)
+            path = build()  # a build announces itself (binaries.progress)
+            if not args.quiet:
+                print(f"{name}: {path}", file=sys.stderr)
     except (BinaryError, subprocess.SubprocessError) as exc:
         print(f"tools: {exc}", file=sys.stderr)
         return 1
@@ -395,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BinaryError, OSError) as exc:
         print(f"tools: ServiceMonitor CRD not cached ({exc})", file=sys.stderr)
     lua = lua_interpreter()
-    print(f"lua: {lua or 'not found (apt-get install lua5.1)'}", file=sys.stderr)
+    if not (args.quiet and lua):
+        print(f"lua: {lua or 'not found (apt-get install lua5.1)'}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Privacy-aware exports (``spec/exports-api.md``): ExportJob → export pod → file in object storage.
+"""Privacy-aware exports (``docs/spec/exports-api.md``): ExportJob → export pod → file in object storage.
 
 Pipeline: the REST API (``server/rest/exports.py``) or ``kubectl apply`` creates an ExportJob; the operator
 (``controllers/exportjob``) queues it per namespace (at most 3 running, the rest Pending with

@@ -1,5 +1,6 @@
-"""Schema migrations with Alembic, run programmatically (`agentcore migrate`, the chart's hook Job,
-and test fixtures). Production never uses `create_all`."""
+"""Schema migrations with Alembic, run programmatically (`agentcore migrate` and the chart's hook
+Job, both through `migrate_cli`; `agentcore dev`; test fixtures). Production never uses
+`create_all`."""
 
 from __future__ import annotations
 

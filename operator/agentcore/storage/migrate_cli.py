@@ -1,4 +1,5 @@
-"""Apply the database schema migrations and exit: ``python -m agentcore.storage.migrate_cli``.
+"""Apply the database schema migrations and exit: ``agentcore migrate`` or, in the chart's image,
+``python -m agentcore.storage.migrate_cli`` (the same code).
 
 The Helm chart runs this as its pre-install/pre-upgrade hook Job, so the schema is current before
 the operator, the API server or any trainer pod of the new release starts. The database comes
@@ -48,15 +49,14 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m agentcore.storage.migrate_cli", description="apply the schema migrations"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=None, help="default: $AGENTCORE_DATABASE_URL")
     parser.add_argument("--revision", default="head", help="target revision (default: head)")
     parser.add_argument("--attempts", type=int, default=30, help="connection attempts (default 30)")
     parser.add_argument("--retry-delay", type=float, default=2.0, help="seconds between attempts")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = args.database_url or os.environ.get("AGENTCORE_DATABASE_URL", "")
     if not url:
@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("database at revision %s (%.1fs)", revision, time.monotonic() - started)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agentcore.storage.migrate_cli", description="apply the schema migrations"
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The API models against the contract of spec/training-api-reference.md and spec/exports-api.md."""
+"""The API models against the contract of docs/spec/training-api-reference.md and docs/spec/exports-api.md."""
 
 from __future__ import annotations
 

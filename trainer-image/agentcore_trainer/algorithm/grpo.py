@@ -1,7 +1,8 @@
 """GRPO math in numpy: group-relative advantages, the clipped objective with a k3 KL penalty,
 grpo/dapo/dr_grpo aggregation, Adam and gradient-norm clipping.
 
-Follows DeepSeekMath (arXiv 2402.03300) §4 and TRL's GRPOTrainer; see shared/notes/grpo.md.  Arrays
+Follows DeepSeekMath (arXiv 2402.03300) §4 and TRL's GRPOTrainer docs
+(https://huggingface.co/docs/trl/grpo_trainer).  Arrays
 of per-action quantities are padded 2-D `(n_sequences, max_steps)` with a 0/1 `mask`, so every
 aggregation is a weighted sum and its gradient is the same weights (no autograd needed).
 """

@@ -1,6 +1,7 @@
 """Evaluation of a policy on held-out queries, and a paired comparison with the initial policy.
 
-Significance (shared/notes/grpo.md): both policies run on the same queries, so the data are paired.
+Significance: both policies run on the same queries, so the data are paired (McNemar 1947,
+Psychometrika 12:153).
 `p_value` in `baseline_comparison` is the exact McNemar test on per-query success (two-sided
 binomial test on the discordant pairs), because success is the headline metric; the sign-flip
 permutation p-value on per-query rewards is reported beside it as `reward_p_value`.

@@ -1,6 +1,6 @@
 """Error codes of the Training API and the exception that method handlers raise.
 
-The spec's table (``spec/training-api-reference.md``) plus four server-defined codes, all within
+The spec's table (``docs/spec/training-api-reference.md``) plus four server-defined codes, all within
 JSON-RPC's range for implementation-defined server errors (-32000 … -32099):
 
 =======  ======================  ===========================================================  ====

@@ -1,4 +1,4 @@
-"""The Exports REST API of ``spec/exports-api.md`` under ``/api/v1/exports``, over ExportJob resources.
+"""The Exports REST API of ``docs/spec/exports-api.md`` under ``/api/v1/exports``, over ExportJob resources.
 
 ``project_id`` is the Kubernetes namespace (the tenant); a caller may use the namespaces of its
 token. Every endpoint needs an authenticated caller with ``data:export`` (the admin role has every

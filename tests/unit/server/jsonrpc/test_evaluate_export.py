@@ -1,5 +1,6 @@
 """training.evaluate through an injected evaluator, and training.export_trajectories over SQLite
-(every validation case of FLOW-014; the PostgreSQL run is in tests/integration/test_rpc.py)."""
+(every validation case in docs/spec/training-api-reference.md; the PostgreSQL run is in
+tests/integration/test_rpc.py)."""
 
 from __future__ import annotations
 
