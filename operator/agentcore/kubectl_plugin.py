@@ -135,16 +135,11 @@ async def suspend_job(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
 async def api_log(
     kube: Kube, namespace: str, pod: str, container: str | None, follow: bool
 ) -> AsyncIterator[bytes]:
-    """pods/NAME/log from the apiserver. KubeClient decodes JSON only, and this body is text."""
+    """pods/NAME/log from the apiserver (a text body: KubeClient.stream, not the JSON verbs)."""
     if not isinstance(kube, KubeClient):
         raise PluginError("reading logs needs a KubeClient")
     params = {"follow": "true" if follow else "false", **({"container": container} if container else {})}
-    timeout = aiohttp.ClientTimeout(total=None if follow else 60)
-    async with kube._http().get(
-        PODS.path(namespace, pod, "log"), params=params, headers=kube._headers(), timeout=timeout
-    ) as resp:
-        if resp.status >= 400:
-            raise ApiError(resp.status, await resp.json(content_type=None))
+    async with kube.stream(PODS.path(namespace, pod, "log"), params, None if follow else 60) as resp:
         async for chunk in resp.content.iter_any():
             yield chunk
 

@@ -10,6 +10,7 @@ lines and leaves resourceVersion, bookmarks and 410 Gone to the caller (the Trai
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -99,11 +100,13 @@ class KubeClient:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
         client_timeout: aiohttp.ClientTimeout | None = None,
+        accept: str = "application/json",
     ) -> aiohttp.ClientResponse:
-        response = await self._call(method, path, body, params, content_type, client_timeout)
+        call = (method, path, body, params, content_type, client_timeout, accept)
+        response = await self._call(*call)
         if response.status == 401 and await self.config.renew():
             response.release()
-            response = await self._call(method, path, body, params, content_type, client_timeout)
+            response = await self._call(*call)
         return response
 
     async def _call(
@@ -114,13 +117,14 @@ class KubeClient:
         params: dict[str, Any] | None,
         content_type: str,
         client_timeout: aiohttp.ClientTimeout | None,
+        accept: str,
     ) -> aiohttp.ClientResponse:
         api = await self._client()
         response: aiohttp.ClientResponse = await api.call_api(
             path,
             method,
             query_params=params,
-            header_params={"Accept": "application/json", "Content-Type": content_type},
+            header_params={"Accept": accept, "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],
             _preload_content=False,
@@ -141,6 +145,18 @@ class KubeClient:
             if resp.status >= 400:
                 raise ApiError(resp.status, _error_body(payload))
             return json.loads(payload) if payload else None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, params: dict[str, Any] | None = None, total_seconds: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body is not JSON (e.g. pods/NAME/log): the raw response, status checked."""
+        client_timeout = aiohttp.ClientTimeout(total=total_seconds)
+        resp = await self._send("GET", path, params=params, client_timeout=client_timeout, accept="*/*")
+        async with resp:
+            if resp.status >= 400:
+                raise ApiError(resp.status, _error_body(await resp.read()))
+            yield resp
 
     # -- verbs -------------------------------------------------------------------------------
     async def get(
