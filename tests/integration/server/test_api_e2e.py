@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from agentcore.sdk import TrainingClient
 
 from agentcore.auth.tokens import ADMIN_ROLE, generate_secret, issue_token
 from agentcore.devenv.procs import ManagedProcess, free_port, wait_until
-from agentcore.sdk import TrainingClient
 from agentcore_trainer.datasets import generate
 from tests.integration.controllers.test_trainingjob import OperatorProcess, _migrate
 

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from agentcore.sdk import AsyncTrainingClient
 from aiohttp.test_utils import TestClient, TestServer
 
 from agentcore.auth.tokens import PERMISSIONS, issue_token
@@ -23,7 +24,6 @@ from agentcore.datasources import load_queries
 from agentcore.devenv.procs import ManagedProcess, free_port
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
-from agentcore.sdk import AsyncTrainingClient
 from agentcore.server.app import create_app
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.jobs import (
