@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -23,6 +23,8 @@ from agentcore_sdk import models as m
 from agentcore_sdk._core import ApiMethods, Call, Waiter, base_of, headers, next_cursor, parse
 from agentcore_sdk._core import should_retry as _should_retry
 from agentcore_sdk.errors import ApiError, TrainingApiError
+
+R = TypeVar("R")
 
 
 class _Settings:
@@ -47,7 +49,9 @@ def _request(call: Call[Any]) -> dict[str, Any]:
     return {"method": call.method, "url": call.path, "json": call.json, "params": call.query}
 
 
-class TrainingClient(ApiMethods[Any]):
+class _Client(ApiMethods[R]):
+    """What both transports take: the server, the token, the timeout and the retry policy."""
+
     def __init__(
         self,
         base_url: str,
@@ -58,8 +62,15 @@ class TrainingClient(ApiMethods[Any]):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = _Settings(base_url, api_key, timeout, max_retries, max_retry_wait, headers)
-        s = self.settings
-        self._http = httpx.Client(base_url=s.base_url, headers=s.headers, timeout=s.timeout)
+        self._http = self._open(self.settings)
+
+    def _open(self, settings: _Settings) -> Any:
+        raise NotImplementedError
+
+
+class TrainingClient(_Client[Any]):
+    def _open(self, s: _Settings) -> httpx.Client:
+        return httpx.Client(base_url=s.base_url, headers=s.headers, timeout=s.timeout)
 
     def __enter__(self) -> TrainingClient:
         return self
@@ -115,21 +126,11 @@ class TrainingClient(ApiMethods[Any]):
                 time.sleep(pause)
 
 
-class AsyncTrainingClient(ApiMethods[Awaitable[Any]]):
+class AsyncTrainingClient(_Client[Awaitable[Any]]):
     """The same methods as TrainingClient, awaited; ``async with`` closes the connection pool."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 3,
-        max_retry_wait: float = 120.0,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.settings = _Settings(base_url, api_key, timeout, max_retries, max_retry_wait, headers)
-        s = self.settings
-        self._http = httpx.AsyncClient(base_url=s.base_url, headers=s.headers, timeout=s.timeout)
+    def _open(self, s: _Settings) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=s.base_url, headers=s.headers, timeout=s.timeout)
 
     async def __aenter__(self) -> AsyncTrainingClient:
         return self
