@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from agentcore.sdk import cli as jobs_cli
 from agentcore.server import cli as api_cli
+from agentcore_sdk import cli as jobs_cli  # `agentcore jobs` is the SDK's CLI
 
 Handler = Callable[[argparse.Namespace], int]
 

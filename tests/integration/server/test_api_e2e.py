@@ -11,7 +11,7 @@ import pytest
 
 from agentcore.auth.tokens import ADMIN_ROLE, generate_secret, issue_token
 from agentcore.devenv.procs import ManagedProcess, free_port, wait_until
-from agentcore.sdk import TrainingClient
+from agentcore_sdk import TrainingClient
 from agentcore_trainer.datasets import generate
 from tests.integration.controllers.test_trainingjob import OperatorProcess, _migrate
 
@@ -61,19 +61,19 @@ def test_start_wait_export_evaluate(system, control_plane, namespace, capsys):
     job = client.start_training(
         agent_id="e2e-agent", config=config, training_data=training, evaluation_data=held_out
     )
-    assert job["status"] == "queued" and job["total_iterations"] == 30
+    assert job.status == "queued" and job.total_iterations == 30
 
-    final = client.wait(job["job_id"], poll=0.5, timeout=180, progress=True)
-    assert final["status"] == "completed", final
-    assert final["current_iteration"] == 30 and final["progress_percent"] == 100
+    final = client.wait(job.job_id, poll=0.5, timeout=180, progress=True)
+    assert final.status == "completed", final
+    assert final.current_iteration == 30 and final.progress_percent == 100
     assert "%" in capsys.readouterr().err  # the progress bar was drawn
 
-    seen = [t["trajectory_id"] for t in client.iter_trajectories(job["job_id"], page_size=97)]
+    seen = [t.trajectory_id for t in client.iter_trajectories(job.job_id, page_size=97)]
     assert len(seen) == len(set(seen)) == 30 * 8 * 4
-    first = client.export_trajectories(job["job_id"], limit=10, offset=0)
-    assert first["total_count"] == 960 and first["returned_count"] == 10 and first["has_more"]
+    first = client.export_trajectories(job.job_id, limit=10, offset=0)
+    assert first.total_count == 960 and first.returned_count == 10 and first.has_more
 
-    result = client.evaluate(job["job_id"])
-    assert result["queries_evaluated"] == 40
-    assert result["checkpoint_id"] == final["best_checkpoint_id"]
-    assert set(result["baseline_comparison"]) >= {"p_value", "statistically_significant"}
+    result = client.evaluate(job.job_id)
+    assert result.queries_evaluated == 40
+    assert result.checkpoint_id == final.best_checkpoint_id
+    assert result.baseline_comparison is not None and result.baseline_comparison.p_value is not None

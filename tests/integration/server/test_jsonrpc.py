@@ -23,7 +23,6 @@ from agentcore.datasources import DataPolicy, DataSourceError, load_queries
 from agentcore.devenv.procs import ManagedProcess, free_port
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
-from agentcore.sdk import AsyncTrainingClient
 from agentcore.server.app import create_app
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.jobs import (
@@ -45,6 +44,7 @@ from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import S3ObjectStore, open_store
 from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore_sdk import AsyncTrainingClient
 from tests.conftest import get_json
 from tests.unit.server.jsonrpc.helpers import queries, trajectory_rows
 
@@ -385,14 +385,12 @@ async def test_export_pages_through_everything_once_on_postgres(server: Server, 
     everything = {r["id"] for r in inserted}
 
     async with AsyncTrainingClient(server.url, api_key=token) as client:
-        by_cursor = [
-            t["trajectory_id"] async for t in client.iter_trajectories(job["job_id"], page_size=1000)
-        ]
+        by_cursor = [t.trajectory_id async for t in client.iter_trajectories(job["job_id"], page_size=1000)]
         by_offset: list[str] = []
         for offset in range(0, 2500, 700):
             page = await client.export_trajectories(job["job_id"], limit=700, offset=offset)
-            assert page["total_count"] == 2500 and page["has_more"] == (offset + 700 < 2500)
-            by_offset += [t["trajectory_id"] for t in page["trajectories"]]
+            assert page.total_count == 2500 and page.has_more == (offset + 700 < 2500)
+            by_offset += [t.trajectory_id for t in page.trajectories]
         successful = [
             t async for t in client.iter_trajectories(job["job_id"], success_only=True, page_size=333)
         ]
@@ -401,7 +399,7 @@ async def test_export_pages_through_everything_once_on_postgres(server: Server, 
         )
     assert len(by_cursor) == 2500 and set(by_cursor) == everything
     assert by_offset == by_cursor  # one stable order
-    assert len(successful) == 834 and all(t["success"] for t in successful)  # every third
+    assert len(successful) == 834 and all(t.success for t in successful)  # every third
     assert too_many["returned_count"] == 2500
     over = await server.call(
         "training.export_trajectories", {"job_id": job["job_id"], "limit": 10_001}, token

@@ -1,7 +1,8 @@
-"""Parameters and results of the training.* methods, as pydantic models.
+"""Parameters of the training.* methods, as pydantic models; their results are the SDK's
+(agentcore_sdk.models), re-exported here.
 
-Parameters are validated with these models; results are documented by them (``rpc.discover``)
-and tests check responses against them. Field names are the spec's snake_case; the nested API types
+Parameters are validated with these models; results are documented by them (``rpc.discover``) and
+tests check responses against them. Field names are the spec's snake_case; the nested API types
 (GRPOConfig, TrainingQuery, Webhook) are the same models the TrainingJob resource is generated
 from, so the JSON-RPC API and the CRD accept the same values.
 
@@ -11,13 +12,23 @@ limit and ``"yes"`` is not a boolean (-32602), while a float field accepts integ
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from agentcore.api import MIN_TRAINING_QUERIES, BaselineComparison, GRPOConfig, TrainingQuery, Webhook
+from agentcore.api import MIN_TRAINING_QUERIES, GRPOConfig, TrainingQuery, Webhook
 from agentcore.api.training import LABEL_VALUE_PATTERN
+from agentcore_sdk.models import (
+    CancelResult,
+    EvaluateResult,
+    EvaluationMetrics,
+    ExportTrajectoriesResult,
+    JobStatusResult,
+    ListJobsResult,
+    StartGrpoResult,
+    TrajectoryResult,
+)
 
 MAX_EXPORT_LIMIT = 10_000
 DEFAULT_EXPORT_LIMIT = 1000
@@ -132,102 +143,14 @@ class ListJobsParams(Params):
     namespace: Namespace | None = Field(default=None, description="Only this namespace.")
 
 
-# --- results ---------------------------------------------------------------------------------
-
-
-class Result(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StartGrpoResult(Result):
-    job_id: UUID
-    status: Literal["queued"]
-    agent_id: str
-    total_iterations: int
-    created_at: str | None = Field(description="RFC 3339 creation time of the TrainingJob.")
-    namespace: str = Field(description="Extension: namespace of the TrainingJob.")
-    name: str = Field(description="Extension: name of the TrainingJob (kubectl get tj NAME).")
-
-
-class JobStatusResult(Result):
-    job_id: UUID
-    agent_id: str
-    status: JobStatusValue
-    current_iteration: int
-    total_iterations: int
-    progress_percent: float
-    metrics: dict[str, float | int] = Field(
-        description="Latest metrics present: train_loss, validation_accuracy, avg_reward, "
-        "trajectories_generated, reward_std, success_rate, kl, clip_ratio, frac_reward_zero_std."
-    )
-    cost_usd: str
-    budget_usd: str
-    budget_remaining_percent: float
-    started_at: str | None
-    estimated_completion: str | None
-    best_checkpoint_id: str | None
-    created_at: str | None = None
-    completed_at: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    namespace: str
-    name: str
-
-
-class CancelResult(Result):
-    job_id: UUID
-    status: Literal["cancelled", "cancelling"] = Field(
-        description="cancelled, or cancelling when the job had not stopped within the server's wait."
-    )
-    cancelled_at: str | None
-    iterations_completed: int
-    checkpoint_saved: bool | None
-    checkpoint_id: str | None
-    reason: str | None = None
-
-
-class EvaluationMetrics(Result):
-    success_rate: float | None = None
-    avg_reward: float | None = None
-    avg_steps: float | None = None
-    tool_accuracy: float | None = None
-
-
-class EvaluateResult(Result):
-    job_id: UUID
-    checkpoint_id: str | None
-    metrics: EvaluationMetrics
-    baseline_comparison: BaselineComparison | None = None
-    queries_evaluated: int
-    evaluation_duration_ms: int
-
-
-class TrajectoryResult(Result):
-    trajectory_id: str
-    job_id: str
-    agent_id: str
-    iteration: int
-    query: str
-    steps: list[dict[str, Any]]
-    reward: float
-    normalized_reward: float
-    advantage: float
-    success: bool
-    execution_time_ms: int
-    created_at: str
-
-
-class ExportTrajectoriesResult(Result):
-    job_id: UUID
-    trajectories: list[TrajectoryResult]
-    total_count: int
-    returned_count: int
-    has_more: bool
-    next_cursor: str | None = Field(description="Extension: pass as cursor to get the next page.")
-
-
-class ListJobsResult(Result):
-    jobs: list[JobStatusResult]
-    total_count: int
-    has_more: bool
-    next_cursor: str | None
+# The results are the SDK's models: one definition for client and server.
+__all__ = [
+    "CancelResult",
+    "EvaluateResult",
+    "EvaluationMetrics",
+    "ExportTrajectoriesResult",
+    "JobStatusResult",
+    "ListJobsResult",
+    "StartGrpoResult",
+    "TrajectoryResult",
+]

@@ -353,8 +353,8 @@ class TrainingService:
         result = await self._run_evaluation(full, p.checkpoint_id, queries)
         shaped = {"checkpoint_id": p.checkpoint_id, **result, "job_id": job.uid}
         try:
-            models.EvaluateResult.model_validate(shaped)
-        except ValidationError:
+            models.EvaluateResult.validate_exact(shaped)
+        except ValueError:  # ValidationError, or fields the API does not declare
             log.exception("the evaluator returned a result that does not match the API")
             raise RpcError(
                 errors.EVALUATION_FAILED, "Evaluation failed: the backend returned an invalid result"

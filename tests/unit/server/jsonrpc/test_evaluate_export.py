@@ -42,7 +42,7 @@ async def job_with_checkpoints(api: Api) -> str:
 async def test_evaluate_matches_the_spec_example(api: Api) -> None:
     job_id = await job_with_checkpoints(api)
     result = await api.result("training.evaluate", {"job_id": job_id, "checkpoint_id": "ckpt-2"})
-    EvaluateResult.model_validate(result)
+    EvaluateResult.validate_exact(result)
     assert result["job_id"] == job_id and result["checkpoint_id"] == "ckpt-2"
     assert result["metrics"] == {
         "success_rate": 0.85,
@@ -130,7 +130,7 @@ async def test_export_matches_the_spec_example(exported: tuple[Api, str]) -> Non
     api, job_id = exported
     params = {"job_id": job_id, "success_only": True, "min_reward": 0.5, "limit": 100, "offset": 0}
     result = await api.result("training.export_trajectories", params)
-    ExportTrajectoriesResult.model_validate(result)
+    ExportTrajectoriesResult.validate_exact(result)
     expected = [i for i in range(50) if i % 3 == 0 and (i % 10) / 10 >= 0.5]
     assert result["total_count"] == result["returned_count"] == len(expected)
     assert result["has_more"] is False and result["next_cursor"] is None

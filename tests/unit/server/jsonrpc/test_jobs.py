@@ -51,7 +51,7 @@ async def status_of(api: Api, job_id: str, tok: str | None = "default") -> dict[
 async def test_get_status_of_a_queued_job(api: Api) -> None:
     job = await api.start(config={"n_iterations": 500, "max_budget_usd": "50"})
     status = await status_of(api, job["job_id"])
-    JobStatusResult.model_validate(status)
+    JobStatusResult.validate_exact(status)
     assert status["status"] == "queued" and status["current_iteration"] == 0
     assert status["total_iterations"] == 500 and status["progress_percent"] == 0.0
     assert status["cost_usd"] == "0.00" and status["budget_usd"] == "50.00"
@@ -63,7 +63,7 @@ async def test_get_status_matches_the_spec_example(api: Api) -> None:
     job = await api.start()
     api.kube.set_status(job["job_id"], RUNNING)
     status = await until(lambda: _status_if(api, job["job_id"], "running"))
-    JobStatusResult.model_validate(status)
+    JobStatusResult.validate_exact(status)
     assert {k: status[k] for k in ("current_iteration", "total_iterations", "progress_percent")} == {
         "current_iteration": 150,
         "total_iterations": 500,
@@ -174,7 +174,7 @@ async def test_list_jobs_filters_and_pages(api: Api) -> None:
     api.kube.set_status(ids[0], {"phase": "Running"})
     await until(lambda: _status_if(api, ids[0], "running"))
     page = await api.result("training.list_jobs", {})
-    ListJobsResult.model_validate(page)
+    ListJobsResult.validate_exact(page)
     assert [j["job_id"] for j in page["jobs"]] == ids[::-1]  # newest first
     assert page["total_count"] == 5 and page["has_more"] is False and page["next_cursor"] is None
 
@@ -248,7 +248,7 @@ async def test_cancel_matches_the_spec_example(api: Api) -> None:
         "training.cancel", {"job_id": job["job_id"], "reason": "Budget exceeded manually"}
     )
     await operator
-    CancelResult.model_validate(result)
+    CancelResult.validate_exact(result)
     assert result == {
         "job_id": job["job_id"],
         "status": "cancelled",
@@ -269,7 +269,7 @@ async def test_cancel_that_does_not_finish_in_time_reports_cancelling(api: Api) 
     api.kube.set_status(job["job_id"], {"phase": "Running", "currentIteration": 3})
     await until(lambda: _status_if(api, job["job_id"], "running"))
     result = await api.result("training.cancel", {"job_id": job["job_id"]})  # nobody acts on it (1 s wait)
-    CancelResult.model_validate(result)
+    CancelResult.validate_exact(result)
     assert result["status"] == "cancelling" and result["iterations_completed"] == 3
     assert result["cancelled_at"] is None and result["checkpoint_saved"] is None
     # Asking again does not patch again; it waits for the same outcome.

@@ -101,7 +101,7 @@ async def test_discover_is_an_openrpc_document(api: Api) -> None:
     assert export["limit"]["schema"]["maximum"] == 10000 and export["limit"]["schema"]["default"] == 1000
     assert "ListJobsResult" in doc["components"]["schemas"]
     assert str(errors.RATE_LIMITED) in doc["components"]["errors"]
-    ListJobsResult.model_validate({"jobs": [], "total_count": 0, "has_more": False, "next_cursor": None})
+    ListJobsResult.validate_exact({"jobs": [], "total_count": 0, "has_more": False, "next_cursor": None})
 
 
 def test_json_log_lines() -> None:

@@ -44,7 +44,7 @@ SPEC_EXAMPLE: dict[str, Any] = {
 
 async def test_spec_example_creates_a_trainingjob(api: Api) -> None:
     result = await api.result("training.start_grpo", SPEC_EXAMPLE)
-    StartGrpoResult.model_validate(result)
+    StartGrpoResult.validate_exact(result)
     assert result["status"] == "queued" and result["agent_id"] == "code-generator-v2"
     assert result["total_iterations"] == 500 and result["namespace"] == "team-a"
     obj = api.kube.find(result["job_id"])  # job_id is the resource's uid

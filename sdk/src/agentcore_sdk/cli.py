@@ -1,4 +1,5 @@
-"""``agentcore jobs list|status|cancel|export|wait``: the Training API from the shell.
+"""``agentcore jobs list|status|cancel|export|wait`` (also ``agentcore-jobs ...``): the Training API
+from the shell.
 
 The server and token come from ``--api-url`` / ``--token``, else $AGENTCORE_API_URL /
 $AGENTCORE_TOKEN, else the files ``api-url`` and ``token`` that ``agentcore dev`` writes into its
@@ -8,14 +9,15 @@ state directory (``--state-dir``, default ./.agentcore).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from agentcore.sdk.client import TrainingClient
-from agentcore.sdk.common import TrainingApiError
+from pydantic import BaseModel
+
+from agentcore_sdk.client import TrainingClient
+from agentcore_sdk.errors import ApiError
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
@@ -67,11 +69,19 @@ def add_parser(sub: Any) -> None:
     jobs.set_defaults(func=run)
 
 
+def main(argv: list[str] | None = None) -> None:
+    """The ``agentcore-jobs`` console script: ``agentcore jobs`` without the operator installed."""
+    parser = argparse.ArgumentParser(prog="agentcore-jobs")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["jobs", *(sys.argv[1:] if argv is None else argv)])
+    sys.exit(args.func(args))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        client = TrainingClient(_api_url(args), _token(args))
-        return int(args.jobs_func(client, args))
-    except TrainingApiError as exc:
+        with TrainingClient(_api_url(args), _token(args)) as client:
+            return int(args.jobs_func(client, args))
+    except ApiError as exc:
         print(f"agentcore jobs: error {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError, TimeoutError) as exc:
@@ -95,8 +105,8 @@ def _token(args: argparse.Namespace) -> str | None:
     return args.token or os.environ.get("AGENTCORE_TOKEN") or _from_state(args, "token")
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+def _print_json(value: BaseModel) -> None:
+    print(value.model_dump_json(indent=2))
 
 
 def _list(client: TrainingClient, args: argparse.Namespace) -> int:
@@ -105,23 +115,23 @@ def _list(client: TrainingClient, args: argparse.Namespace) -> int:
         _print_json(page)
         return 0
     rows = [("JOB ID", "NAMESPACE", "NAME", "AGENT", "STATUS", "PROGRESS", "COST")]
-    for job in page["jobs"]:
+    for job in page.jobs:
         rows.append(
             (
-                job["job_id"],
-                job.get("namespace", ""),
-                job.get("name", ""),
-                job["agent_id"],
-                job["status"],
-                f"{job['progress_percent']:.1f}%",
-                f"${job['cost_usd']}/${job['budget_usd']}",
+                str(job.job_id),
+                job.namespace,
+                job.name,
+                job.agent_id,
+                job.status,
+                f"{job.progress_percent:.1f}%",
+                f"${job.cost_usd}/${job.budget_usd}",
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    if page["has_more"]:
-        print(f"... {page['total_count']} jobs in all; use --limit to see more", file=sys.stderr)
+    if page.has_more:
+        print(f"... {page.total_count} jobs in all; use --limit to see more", file=sys.stderr)
     return 0
 
 
@@ -142,7 +152,7 @@ def _export(client: TrainingClient, args: argparse.Namespace) -> int:
         for trajectory in client.iter_trajectories(
             args.job_id, args.success_only, args.min_reward, args.page_size
         ):
-            out.write(json.dumps(trajectory) + "\n")
+            out.write(trajectory.model_dump_json() + "\n")
             count += 1
     finally:
         if out is not sys.stdout:
@@ -154,4 +164,4 @@ def _export(client: TrainingClient, args: argparse.Namespace) -> int:
 def _wait(client: TrainingClient, args: argparse.Namespace) -> int:
     final = client.wait(args.job_id, args.poll, args.timeout, progress=not args.no_progress)
     _print_json(final)
-    return 0 if final["status"] == "completed" else 1
+    return 0 if final.status == "completed" else 1

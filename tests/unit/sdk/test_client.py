@@ -1,4 +1,4 @@
-"""The Python SDK (sync and async) and the `agentcore jobs` commands against a running server."""
+"""The Python SDK (sync and async) and the `agentcore jobs` commands against the real server app."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from agentcore.cli import build_parser
-from agentcore.sdk import AsyncTrainingClient, ProgressBar, TrainingApiError, TrainingClient
-from agentcore.sdk.common import endpoint, render
 from agentcore.server.jsonrpc import errors
 from agentcore.server.ratelimit import RateLimit
+from agentcore_sdk import AsyncTrainingClient, ProgressBar, TrainingApiError, TrainingClient
+from agentcore_sdk._core import base_of
+from agentcore_sdk.models import JobStatusResult, StartGrpoResult
+from agentcore_sdk.progress import render
 from tests.unit.server.jsonrpc.conftest import BIG_LIMITS, Api, make_settings, token
 from tests.unit.server.jsonrpc.helpers import queries, trajectory_rows
 from tests.unit.server.jsonrpc.test_jobs import operator_cancels
@@ -37,28 +39,29 @@ async def test_sync_client_end_to_end(api: Api, capsys: pytest.CaptureFixture[st
     client = TrainingClient(base_url(api), api_key=api.default_token)
     config = {"n_iterations": 500, "batch_size": 16}
     job = await asyncio.to_thread(client.start_training, "my-agent", config, queries(100))
-    assert job["status"] == "queued"
-    status = await asyncio.to_thread(client.get_status, job["job_id"])
-    assert status["progress_percent"] == 0.0
+    assert isinstance(job, StartGrpoResult) and job.status == "queued"
+    status = await asyncio.to_thread(client.get_status, job.job_id)
+    assert isinstance(status, JobStatusResult) and status.progress_percent == 0.0
     listed = await asyncio.to_thread(client.list_jobs, agent_id="my-agent")
-    assert [j["job_id"] for j in listed["jobs"]] == [job["job_id"]]
+    assert [j.job_id for j in listed.jobs] == [job.job_id]
 
-    trainer = asyncio.create_task(progress_to_completion(api, job["job_id"]))
-    final = await asyncio.to_thread(client.wait, job["job_id"], 0.02, 10, True)
+    trainer = asyncio.create_task(progress_to_completion(api, str(job.job_id)))
+    final = await asyncio.to_thread(client.wait, job.job_id, 0.02, 10, True)
     await trainer
-    assert final["status"] == "completed"
+    assert final.status == "completed"
     assert "100.0% iter 500/500 completed" in capsys.readouterr().err  # the progress bar
 
-    await api.repo.add_batch(trajectory_rows(job["job_id"], 25))
-    streamed = await asyncio.to_thread(lambda: list(client.iter_trajectories(job["job_id"], page_size=10)))
-    assert len({t["trajectory_id"] for t in streamed}) == 25
-    page = await asyncio.to_thread(client.export_trajectories, job["job_id"], limit=5, offset=20)
-    assert page["returned_count"] == 5 and page["has_more"] is False
-    evaluation = await asyncio.to_thread(client.evaluate, job["job_id"], None, queries(1))
-    assert evaluation["metrics"]["success_rate"] == 0.85
+    await api.repo.add_batch(trajectory_rows(str(job.job_id), 25))
+    streamed = await asyncio.to_thread(lambda: list(client.iter_trajectories(job.job_id, page_size=10)))
+    assert len({t.trajectory_id for t in streamed}) == 25
+    page = await asyncio.to_thread(client.export_trajectories, job.job_id, limit=5, offset=20)
+    assert page.returned_count == 5 and page.has_more is False
+    evaluation = await asyncio.to_thread(client.evaluate, job.job_id, None, queries(1))
+    assert evaluation.metrics.success_rate == 0.85
+    assert evaluation.baseline_comparison is not None and evaluation.baseline_comparison.p_value == 0.001
 
     with pytest.raises(TrainingApiError) as info:
-        await asyncio.to_thread(client.cancel, job["job_id"])
+        await asyncio.to_thread(client.cancel, job.job_id)
     assert info.value.code == errors.CANNOT_CANCEL and info.value.data == {"status": "completed"}
 
 
@@ -73,7 +76,7 @@ async def test_sync_client_errors(api: Api) -> None:
     client = TrainingClient(base_url(api), api_key=api.default_token)
     job = await asyncio.to_thread(client.start_training, "a", {}, queries(100))
     with pytest.raises(TimeoutError, match="still queued"):
-        await asyncio.to_thread(client.wait, job["job_id"], 0.01, 0.1)
+        await asyncio.to_thread(client.wait, job.job_id, 0.01, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +89,7 @@ async def test_sync_client_retries_after_rate_limits(api: Api, monkeypatch: pyte
         slept.append(seconds)
         api.clock.now += seconds
 
-    monkeypatch.setattr("agentcore.sdk.client.time.sleep", fake_sleep)
+    monkeypatch.setattr("agentcore_sdk.client.time.sleep", fake_sleep)
     client = TrainingClient(base_url(api), api_key=api.default_token)
     await asyncio.to_thread(client.list_jobs)
     await asyncio.to_thread(client.list_jobs)  # refused once, retried after retry_after
@@ -94,19 +97,23 @@ async def test_sync_client_retries_after_rate_limits(api: Api, monkeypatch: pyte
     impatient = TrainingClient(base_url(api), api_key=api.default_token, max_retries=0)
     with pytest.raises(TrainingApiError) as info:
         await asyncio.to_thread(impatient.list_jobs)
-    assert info.value.retry_after == 60
+    assert info.value.retry_after == 60 and info.value.http_status == 429
+    patient = TrainingClient(base_url(api), api_key=api.default_token, max_retry_wait=10)
+    with pytest.raises(TrainingApiError):  # 60 s is longer than it waits
+        await asyncio.to_thread(patient.list_jobs)
+    assert slept == [60.0]
 
 
 async def test_async_client(api: Api) -> None:
     async with AsyncTrainingClient(base_url(api), api_key=api.default_token) as client:
         job = await client.start_training("async-agent", {"n_iterations": 500}, queries(100))
-        operator = asyncio.create_task(operator_cancels(api, job["job_id"]))
-        cancelled = await client.cancel(job["job_id"], reason="Budget exceeded manually")
+        operator = asyncio.create_task(operator_cancels(api, str(job.job_id)))
+        cancelled = await client.cancel(job.job_id, reason="Budget exceeded manually")
         await operator
-        assert cancelled["status"] == "cancelled" and cancelled["checkpoint_id"] == "abc-123-def"
-        assert (await client.wait(job["job_id"], poll=0.01))["status"] == "cancelled"
-        await api.repo.add_batch(trajectory_rows(job["job_id"], 12))
-        ids = [t["trajectory_id"] async for t in client.iter_trajectories(job["job_id"], page_size=5)]
+        assert cancelled.status == "cancelled" and cancelled.checkpoint_id == "abc-123-def"
+        assert (await client.wait(job.job_id, poll=0.01)).status == "cancelled"
+        await api.repo.add_batch(trajectory_rows(str(job.job_id), 12))
+        ids = [t.trajectory_id async for t in client.iter_trajectories(job.job_id, page_size=5)]
         assert len(set(ids)) == 12
         with pytest.raises(TrainingApiError) as info:
             await client.get_status("not-a-uuid")
@@ -114,10 +121,10 @@ async def test_async_client(api: Api) -> None:
 
 
 def test_endpoint_and_progress_rendering() -> None:
-    assert endpoint("https://api.agentcore.ai") == "https://api.agentcore.ai/api/v1/jsonrpc"
-    assert endpoint("http://h:8080/api/v1/jsonrpc/") == "http://h:8080/api/v1/jsonrpc"
-    status = {
-        "job_id": "550e8400-e29b",
+    assert base_of("https://api.agentcore.ai/") == "https://api.agentcore.ai"
+    assert base_of("http://h:8080/api/v1/jsonrpc/") == "http://h:8080"
+    fields = {
+        "job_id": "550e8400-e29b-41d4-a716-446655440000",
         "progress_percent": 30.0,
         "current_iteration": 150,
         "total_iterations": 500,
@@ -125,6 +132,19 @@ def test_endpoint_and_progress_rendering() -> None:
         "cost_usd": "12.50",
         "budget_usd": "50.00",
     }
+    status = JobStatusResult.model_validate(
+        {
+            **fields,
+            "agent_id": "a",
+            "metrics": {},
+            "budget_remaining_percent": 75.0,
+            "started_at": None,
+            "estimated_completion": None,
+            "best_checkpoint_id": None,
+            "namespace": "team-a",
+            "name": "j",
+        }
+    )
     assert render(status, 10) == "550e8400 [###-------]  30.0% iter 150/500 running $12.50/$50.00"
     out = io.StringIO()
     bar = ProgressBar(out)
@@ -180,3 +200,14 @@ def test_jobs_cli_needs_a_server(
     monkeypatch.delenv("AGENTCORE_API_URL", raising=False)
     assert jobs_cli(tmp_path, "list") == 1
     assert "no API server" in capsys.readouterr().err
+
+
+def test_sdk_console_script_is_agentcore_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    from agentcore_sdk.cli import main
+
+    monkeypatch.delenv("AGENTCORE_API_URL", raising=False)
+    with pytest.raises(SystemExit) as info:
+        main(["--state-dir", str(tmp_path), "list"])
+    assert info.value.code == 1 and "no API server" in capsys.readouterr().err
