@@ -47,7 +47,7 @@ def out(decision: Decision) -> dict[str, Any]:
 
 
 def checkpoint(ident: str, iteration: int) -> dict:
-    return {"id": ident, "iteration": iteration, "uri": f"s3://b/{ident}", "createdAt": "2026-01-01T00:00:00Z"}
+    return {"id": ident, "iteration": iteration, "uri": f"s3://b/{ident}", "createdAt": NOW.isoformat()}
 
 
 def test_new_job_is_queued_and_wants_its_job():
@@ -129,3 +129,55 @@ def test_suspend_and_resume():
 def test_terminal_job_is_left_alone():
     decision = decide(trainingjob({"phase": "Completed"}), None, None, NOW)
     assert not decision.want_job and decision.suspend_job is None
+
+
+# --- chaos probe: budget -------------------------------------------------------------------------
+
+
+def test_exact_cost_just_under_the_budget_does_not_stop_the_trainer():
+    # The trainer used to report costUsd rounded to cents: 0.0954732 became "0.10" and read as
+    # "reached" a $0.10 budget.
+    tj = trainingjob({"phase": "Running", "costUsd": "0.0954732"}, config={"maxBudgetUsd": "0.10"})
+    decision = decide(tj, job(active=1, ready=1), None, NOW)
+    assert decision.suspend_job is None and out(decision)["phase"] == "Running"
+
+
+def test_trainer_that_stopped_itself_on_budget_is_not_suspended():
+    status = {"phase": "Running", "costUsd": "0.1012", "trainer": {"state": "BudgetExceeded"}}
+    tj = trainingjob(status, config={"maxBudgetUsd": "0.10"})
+    exiting = decide(tj, job(active=1, ready=1), None, NOW)
+    assert exiting.suspend_job is None
+    done = decide(tj, job(conditions=[{"type": "Complete", "status": "True"}]), None, NOW)
+    assert done.suspend_job is None and out(done)["reason"] == "BudgetExceeded"
+    assert out(done)["message"] == "stopped before an iteration whose projected cost would pass the budget"
+
+
+def test_completed_trainer_over_budget_is_not_suspended():
+    status = {"phase": "Running", "costUsd": "10.5", "trainer": {"state": "Completed"}}
+    decision = decide(trainingjob(status), job(active=1, ready=1), None, NOW)
+    assert decision.suspend_job is None
+
+
+def test_finished_job_is_never_suspended():
+    tj = trainingjob({"phase": "Running", "costUsd": "12.00"})
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    decision = decide(tj, job(conditions=failed), None, NOW)
+    assert decision.suspend_job is None and out(decision)["reason"] == "BackoffLimitExceeded"
+
+
+def test_operator_budget_stop_message_shows_exact_amounts():
+    tj = trainingjob({"phase": "Running", "costUsd": "10.0000001"})
+    stopped = decide(tj, job(active=0, suspend=True), None, NOW)
+    assert out(stopped)["message"] == "cost $10.0000001 reached the budget $10.00"
+    assert out(stopped)["costUsd"] == "10.0000001"  # the trainer's field, untouched
+
+
+def test_status_patch_holds_only_changed_operator_fields():
+    from agentcore.controllers.trainingjob.decide import status_patch
+
+    tj = trainingjob({"phase": "Queued", "costUsd": "1.00", "currentIteration": 3})
+    first = decide(tj, job(active=1, ready=1), None, NOW)
+    patch = status_patch(tj.status, first.status)
+    assert patch["phase"] == "Running" and not {"costUsd", "currentIteration"} & set(patch)
+    again = decide(trainingjob(out(first)), job(active=1, ready=1), None, NOW)
+    assert status_patch(trainingjob(out(first)).status, again.status) == {}
