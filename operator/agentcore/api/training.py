@@ -81,6 +81,43 @@ class TrainingPhase(Phase):
     CANCELLED = "Cancelled"
 
 
+class TrainingConditionType(StrEnum):
+    """Types of the conditions the operator sets on a TrainingJob."""
+
+    CREATED = "Created"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class TrainingReason(StrEnum):
+    """CamelCase reasons of TrainingJob conditions, ``status.reason`` and the operator's Events."""
+
+    VALIDATED = "Validated"
+    VALIDATION_FAILED = "ValidationFailed"
+    TRAINER_JOB_CREATED = "TrainerJobCreated"
+    TRAINER_RUNNING = "TrainerRunning"
+    TRAINER_EXITED_EARLY = "TrainerExitedEarly"
+    SUSPENDING = "Suspending"
+    SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    BUDGET_WARNING = "BudgetWarning"
+    TRAINING_COMPLETE = "TrainingComplete"
+    JOB_FAILED = "JobFailed"
+    CANCELLED = "Cancelled"
+    # Events only
+    STARTED = "Started"
+    PROGRESS = "Progress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    WEBHOOK_FAILED = "WebhookFailed"
+    WEBHOOK_DELIVERED = "WebhookDelivered"
+
+
 class WebhookEvent(StrEnum):
     """Webhook events of the Training API."""
 

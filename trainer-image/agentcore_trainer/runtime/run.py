@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
+from agentcore.api.common import format_money, parse_money
 from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.cost import DEFAULT_PRICES, CostMeter, Price, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
@@ -272,7 +273,9 @@ class TrainingRun:
     def _budget_fields(self) -> dict[str, Any]:
         spent = self.meter.total
         fields: dict[str, Any] = {
-            "costUsd": money(spent),
+            # Exact, not rounded to cents: the operator compares it with the budget, and a rounded
+            # $0.10 would read as "reached" for a run still up to $0.005 under a $0.10 budget.
+            "costUsd": exact_money(spent),
             "budgetRemainingPercent": self.guard.remaining_percent(spent),
         }
         self.guard.new_warnings(spent)
@@ -350,3 +353,8 @@ def _finite(value: Any) -> float:
 
 def _fraction(value: Any) -> float:
     return min(1.0, max(0.0, _finite(value)))
+
+
+def exact_money(amount: Decimal) -> str:
+    """The status' Money string of an exact amount: at least cents, every finer digit kept."""
+    return format_money(parse_money(amount))

@@ -4,7 +4,70 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 Obj = dict[str, Any]
+
+
+class _View(BaseModel):
+    # A view, not a schema: the apiserver owns batch/v1, so unknown fields are simply ignored.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class JobCondition(_View):
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
+class JobSpecView(_View):
+    suspend: bool | None = None
+
+
+class JobStatusView(_View):
+    active: int | None = None
+    ready: int | None = None
+    terminating: int | None = None
+    conditions: list[JobCondition] | None = None
+
+
+class JobMetaView(_View):
+    name: str | None = None
+
+
+class BatchJob(_View):
+    """The fields of a batch/v1 Job that the controllers read."""
+
+    metadata: JobMetaView = Field(default_factory=JobMetaView)
+    spec: JobSpecView = Field(default_factory=JobSpecView)
+    status: JobStatusView = Field(default_factory=JobStatusView)
+
+    def condition(self, kind: str) -> JobCondition | None:
+        """The condition of this type whose status is True, or None."""
+        return next((c for c in self.status.conditions or [] if c.type == kind and c.status == "True"), None)
+
+    @property
+    def finished(self) -> str | None:
+        """'Complete', 'Failed' or None."""
+        return next((kind for kind in ("Complete", "Failed") if self.condition(kind)), None)
+
+    @property
+    def suspended(self) -> bool:
+        return bool(self.spec.suspend)
+
+    @property
+    def active(self) -> int:
+        return self.status.active or 0
+
+    @property
+    def ready(self) -> int:
+        return self.status.ready or 0
+
+    @property
+    def pods_gone(self) -> bool:
+        return not self.status.active and not self.status.terminating
+
 
 # Status fields the operator writes; everything else under status belongs to the trainer.
 OPERATOR_FIELDS = (

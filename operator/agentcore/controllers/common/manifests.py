@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from agentcore.api.common import ObjectMeta
 from agentcore.controllers.common.config import OperatorConfig
 
 Obj = dict[str, Any]
@@ -12,11 +13,17 @@ Obj = dict[str, Any]
 
 def owner_reference(owner: Obj) -> Obj:
     """A controller reference: garbage collection deletes the child with its owner."""
+    meta = ObjectMeta.model_validate(owner["metadata"])
+    return controller_reference(owner["apiVersion"], owner["kind"], meta)
+
+
+def controller_reference(api_version: str, kind: str, meta: ObjectMeta) -> Obj:
+    """`owner_reference` of a typed owner."""
     return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta.name,
+        "uid": meta.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from agentcore.api import labels
 from agentcore.api.common import GROUP
+from agentcore.api.training import TrainingJob
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
 
@@ -21,21 +22,21 @@ STOPPED_EXIT_CODE = 143
 Obj = dict[str, Any]
 
 
-def child_name(tj: Obj) -> str:
-    return f"{tj['metadata']['name']}-trainer"[:63].rstrip("-")
+def child_name(tj: TrainingJob) -> str:
+    return f"{tj.metadata.name}-trainer"[:63].rstrip("-")
 
 
-def owner_reference(tj: Obj) -> Obj:
-    return manifests.owner_reference(tj)
+def owner_reference(tj: TrainingJob) -> Obj:
+    return manifests.controller_reference(tj.api_version, tj.kind, tj.metadata)
 
 
-def _meta(tj: Obj, extra_labels: dict[str, str] | None = None) -> Obj:
+def _meta(tj: TrainingJob, extra_labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": child_name(tj),
-        "namespace": tj["metadata"]["namespace"],
+        "namespace": tj.metadata.namespace,
         "labels": {
-            LABEL_TRAININGJOB: tj["metadata"]["name"],
-            LABEL_JOB_ID: tj["metadata"]["uid"],
+            LABEL_TRAININGJOB: tj.metadata.name,
+            LABEL_JOB_ID: tj.metadata.uid,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "trainer",
             **(extra_labels or {}),
@@ -44,13 +45,13 @@ def _meta(tj: Obj, extra_labels: dict[str, str] | None = None) -> Obj:
     }
 
 
-def service_account(tj: Obj) -> Obj:
+def service_account(tj: TrainingJob) -> Obj:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(tj)}
 
 
-def role(tj: Obj) -> Obj:
+def role(tj: TrainingJob) -> Obj:
     """Least privilege: read its own TrainingJob, write its status, read its data source."""
-    name = tj["metadata"]["name"]
+    name = tj.metadata.name
     rules: list[Obj] = [
         {"apiGroups": [GROUP], "resources": ["trainingjobs"], "resourceNames": [name], "verbs": ["get"]},
         {
@@ -73,45 +74,41 @@ def role(tj: Obj) -> Obj:
     }
 
 
-def _data_refs(tj: Obj) -> dict[str, set[str]]:
+def _data_refs(tj: TrainingJob) -> dict[str, set[str]]:
     refs: dict[str, set[str]] = {"configmaps": set(), "secrets": set()}
-    for key in ("trainingData", "evaluationData"):
-        source = tj["spec"].get(key) or {}
-        if "configMapKeyRef" in source:
-            refs["configmaps"].add(source["configMapKeyRef"]["name"])
-        if "secretKeyRef" in source:
-            refs["secrets"].add(source["secretKeyRef"]["name"])
+    for source in (tj.spec.training_data, tj.spec.evaluation_data):
+        if source is not None and source.config_map_key_ref is not None:
+            refs["configmaps"].add(source.config_map_key_ref.name)
+        if source is not None and source.secret_key_ref is not None:
+            refs["secrets"].add(source.secret_key_ref.name)
     return refs
 
 
-def role_binding(tj: Obj) -> Obj:
+def role_binding(tj: TrainingJob) -> Obj:
     return manifests.role_binding(_meta(tj))
 
 
-def secret(tj: Obj, config: OperatorConfig) -> Obj:
+def secret(tj: TrainingJob, config: OperatorConfig) -> Obj:
     return manifests.credentials_secret(_meta(tj), config)
 
 
-def kueue_managed(tj: Obj) -> bool:
-    return KUEUE_QUEUE_LABEL in (tj["spec"].get("labels") or {})
+def kueue_managed(tj: TrainingJob) -> bool:
+    return KUEUE_QUEUE_LABEL in (tj.spec.labels or {})
 
 
-def job(tj: Obj, config: OperatorConfig) -> Obj:
-    spec = tj["spec"]
-    meta = tj["metadata"]
-    labels = dict(spec.get("labels") or {})
-    pod_labels = {**labels, LABEL_TRAININGJOB: meta["name"], LABEL_JOB_ID: meta["uid"]}
+def _container(tj: TrainingJob, config: OperatorConfig) -> Obj:
+    meta = tj.metadata
     container: Obj = {
         "name": TRAINER_CONTAINER,
-        "image": spec.get("image") or config.trainer_image,
+        "image": tj.spec.image or config.trainer_image,
         "command": ["agentcore", "trainer"],
         "env": [
-            {"name": "AGENTCORE_JOB_NAME", "value": meta["name"]},
+            {"name": "AGENTCORE_JOB_NAME", "value": meta.name},
             {
                 "name": "AGENTCORE_JOB_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
-            {"name": "AGENTCORE_JOB_UID", "value": meta["uid"]},
+            {"name": "AGENTCORE_JOB_UID", "value": meta.uid},
             {"name": "AGENTCORE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "envFrom": [{"secretRef": {"name": child_name(tj)}}],
@@ -122,27 +119,38 @@ def job(tj: Obj, config: OperatorConfig) -> Obj:
             "readOnlyRootFilesystem": True,
         },
     }
-    if spec.get("resources"):
-        container["resources"] = spec["resources"]
+    if tj.spec.resources:
+        container["resources"] = tj.spec.resources
+    return container
+
+
+def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "serviceAccountName": child_name(tj),
         "terminationGracePeriodSeconds": config.trainer_grace_seconds,
-        "containers": [container],
+        "containers": [_container(tj, config)],
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 65532,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-    if spec.get("nodeSelector"):
-        pod_spec["nodeSelector"] = spec["nodeSelector"]
-    if spec.get("tolerations"):
-        pod_spec["tolerations"] = spec["tolerations"]
+    if tj.spec.node_selector:
+        pod_spec["nodeSelector"] = tj.spec.node_selector
+    if tj.spec.tolerations:
+        pod_spec["tolerations"] = tj.spec.tolerations
+    return pod_spec
+
+
+def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
+    spec, meta = tj.spec, tj.metadata
+    user_labels = dict(spec.labels or {})
+    pod_labels = {**user_labels, LABEL_TRAININGJOB: meta.name, LABEL_JOB_ID: meta.uid}
     job_spec: Obj = {
-        "backoffLimit": spec.get("backoffLimit", 3),
+        "backoffLimit": spec.backoff_limit,
         # With Kueue the Job starts suspended and Kueue admits it; otherwise it follows spec.suspend.
-        "suspend": bool(spec.get("suspend")) or kueue_managed(tj),
+        "suspend": spec.suspend or kueue_managed(tj),
         "podFailurePolicy": {
             "rules": [
                 {
@@ -156,14 +164,15 @@ def job(tj: Obj, config: OperatorConfig) -> Obj:
             ]
         },
         "template": {
-            "metadata": {"labels": pod_labels, "annotations": dict(spec.get("annotations") or {})},
-            "spec": pod_spec,
+            "metadata": {"labels": pod_labels, "annotations": dict(spec.annotations or {})},
+            "spec": _pod_spec(tj, config),
         },
     }
-    for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        if spec.get(key) is not None:
-            job_spec[key] = spec[key]
-    metadata = _meta(tj, labels)
-    if spec.get("annotations"):
-        metadata["annotations"] = dict(spec["annotations"])
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    metadata = _meta(tj, user_labels)
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec}

@@ -9,16 +9,26 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
 
-from agentcore.api.training import MIN_TRAINING_QUERIES, TrainingPhase
-from agentcore.controllers.common.batchjob import changed_fields
+from agentcore.api.training import (
+    MIN_TRAINING_QUERIES,
+    TrainingJob,
+    TrainingJobStatus,
+    TrainingPhase,
+    Webhook,
+    WebhookEvent,
+)
+from agentcore.api.training import TrainingReason as Reason
+from agentcore.controllers.common.batchjob import BatchJob
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.events import post_event
+from agentcore.controllers.common.events import involved_object, post_event, post_event_once
 from agentcore.controllers.trainingjob import children
-from agentcore.controllers.trainingjob.decide import Notification, decide
+from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, load_queries
 from agentcore.kube.client import JOBS, SECRETS, SERVICEACCOUNTS, ApiError, KubeClient, Resource
@@ -84,54 +94,69 @@ class TrainingJobReconciler:
             JOBS_BY_PHASE.labels(phase).set(count)
 
     # -- one pass -------------------------------------------------------------------------------
+    # Events survive a crash at any point because each is (1) named after (job uid, event key), so
+    # posting it twice is a 409 no-op, and (2) recorded in status.notifiedEvents only after it was
+    # posted. A crash before the post leaves it unrecorded: the next pass posts it. A crash between
+    # the post and the record makes the next pass post it again: a 409, then the record. Phase
+    # Events are derived from the *persisted* phase, before and after this pass' status patch, so a
+    # phase that reached the apiserver gets its Event even if the operator died right after the
+    # patch and the job has since moved on to another phase.
     async def _reconcile(self, namespace: str, name: str) -> None:
-        tj = await self._get(TRAININGJOBS, name, namespace)
-        if tj is None or tj["metadata"].get("deletionTimestamp"):
+        tj = await self._get_trainingjob(name, namespace)
+        if tj is None or tj.metadata.deletion_timestamp:
             return
-        job = await self._get(JOBS, children.child_name(tj), namespace)
-        phase = (tj.get("status") or {}).get("phase")
-        terminal = phase is not None and TrainingPhase(phase).is_terminal
+        raw_job = await self._get(JOBS, children.child_name(tj), namespace)
+        job = BatchJob.model_validate(raw_job) if raw_job is not None else None
+        terminal = tj.status is not None and tj.status.phase is not None and tj.status.phase.is_terminal
         data_error = None if job is not None or terminal else await self._validate(tj)
+        tj = await self._post_state_events(tj, job)
         decision = decide(tj, job, data_error, self.clock())
         if decision.want_job and job is None:
             job = await self._create_children(tj)
-        if (
-            decision.suspend_job is not None
-            and job is not None
-            and bool(job["spec"].get("suspend")) != decision.suspend_job
-        ):
-            await self.kube.patch(
-                JOBS, job["metadata"]["name"], {"spec": {"suspend": decision.suspend_job}}, namespace
-            )
-        status = tj.get("status") or {}
-        patch = changed_fields(status, decision.status)
+        await self._converge_suspend(tj, job, decision.suspend_job)
+        patch = status_patch(tj.status, decision.status)
         if patch:
-            tj = await self.kube.patch(TRAININGJOBS, name, {"status": patch}, namespace, sub="status")
-            if "phase" in patch and patch["phase"] != status.get("phase"):
-                await self.post_event(
-                    tj,
-                    "Warning" if patch["phase"] == "Failed" else "Normal",
-                    f"Phase{patch['phase']}",
-                    decision.status.get("message") or f"TrainingJob is {patch['phase']}",
-                )
+            tj = _parse(await self.kube.patch(TRAININGJOBS, name, {"status": patch}, namespace, sub="status"))
+        tj = await self._post_state_events(tj, job)
         await self._notify(tj, decision.notifications)
 
-    async def _validate(self, tj: Obj) -> str | None:
-        spec, ns = tj["spec"], tj["metadata"]["namespace"]
+    async def _get_trainingjob(self, name: str, ns: str) -> TrainingJob | None:
+        raw = await self._get(TRAININGJOBS, name, ns)
+        if raw is None:
+            return None
         try:
-            queries = await load_queries(spec["trainingData"], ns, self.kube)
+            return _parse(raw)
+        except ValidationError as exc:
+            # The apiserver validated it against the CRD, so this is a model/CRD drift: report it
+            # without crash-looping on every event.
+            log.error("TrainingJob %s/%s does not match the API model: %s", ns, name, exc)
+            RECONCILE_ERRORS.inc()
+            return None
+
+    async def _converge_suspend(self, tj: TrainingJob, job: BatchJob | None, suspend: bool | None) -> None:
+        # A finished Job has nothing left to suspend; patching it would only confuse its history.
+        if suspend is None or job is None or job.finished is not None or job.suspended == suspend:
+            return
+        await self.kube.patch(
+            JOBS, children.child_name(tj), {"spec": {"suspend": suspend}}, tj.metadata.namespace or ""
+        )
+
+    async def _validate(self, tj: TrainingJob) -> str | None:
+        spec, ns = tj.spec, tj.metadata.namespace or ""
+        try:
+            queries = await load_queries(spec.training_data.to_resource(), ns, self.kube)
             if len(queries) < MIN_TRAINING_QUERIES:
                 return (
                     f"trainingData holds {len(queries)} queries; at least {MIN_TRAINING_QUERIES} are required"
                 )
-            if spec.get("evaluationData"):
-                await load_queries(spec["evaluationData"], ns, self.kube)
+            if spec.evaluation_data is not None:
+                await load_queries(spec.evaluation_data.to_resource(), ns, self.kube)
         except DataSourceError as exc:
             return f"training data: {exc}"
         return None
 
-    async def _create_children(self, tj: Obj) -> Obj:
-        ns = tj["metadata"]["namespace"]
+    async def _create_children(self, tj: TrainingJob) -> BatchJob:
+        ns = tj.metadata.namespace or ""
         for res, manifest in (
             (SERVICEACCOUNTS, children.service_account(tj)),
             (ROLES, children.role(tj)),
@@ -139,9 +164,8 @@ class TrainingJobReconciler:
             (SECRETS, children.secret(tj, self.config)),
         ):
             await self._create(res, manifest, ns)
-        job = await self._create(JOBS, children.job(tj, self.config), ns)
-        await self.post_event(tj, "Normal", "TrainerJobCreated", f"created Job {job['metadata']['name']}")
-        return job
+        # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
+        return BatchJob.model_validate(await self._create(JOBS, children.job(tj, self.config), ns))
 
     async def _create(self, res: Resource, manifest: Obj, ns: str) -> Obj:
         try:
@@ -159,12 +183,45 @@ class TrainingJobReconciler:
                 return None
             raise
 
+    # -- Events of the persisted state -------------------------------------------------------------
+    async def _post_state_events(self, tj: TrainingJob, job: BatchJob | None) -> TrainingJob:
+        """Post the Events of what the apiserver holds (the Job exists, the phase), each once."""
+        done = set(tj.status.notified_events or []) if tj.status else set()
+        posted = [
+            event.key
+            for event in state_events(tj, job)
+            if event.key not in done and await self._post_once(tj, event)
+        ]
+        if not posted:
+            return tj
+        return await self._record_keys(tj, posted)
+
+    async def _post_once(self, tj: TrainingJob, event: OperatorEvent) -> bool:
+        """True once the Event exists (or can never be posted); False to retry on a later pass."""
+        try:
+            await post_event_once(
+                self.kube, _involved(tj), event.key, event.type, event.reason, event.message, self.clock()
+            )
+        except ApiError as exc:
+            log.warning("could not post Event %s: %s", event.reason, exc)
+            return not (exc.status >= 500 or exc.status == 429)
+        return True
+
+    async def _record_keys(self, tj: TrainingJob, keys: list[str]) -> TrainingJob:
+        done = set(tj.status.notified_events or []) if tj.status else set()
+        patch = {"notifiedEvents": sorted(done | set(keys))}
+        meta = tj.metadata
+        raw = await self.kube.patch(
+            TRAININGJOBS, meta.name or "", {"status": patch}, meta.namespace, sub="status"
+        )
+        return _parse(raw)
+
     # -- notifications ----------------------------------------------------------------------------
-    async def _notify(self, tj: Obj, due: list[Notification]) -> None:
-        status = tj.get("status") or {}
-        done = set(status.get("notifiedEvents") or [])
-        progress_done = int(status.get("notifiedProgressIteration") or 0)
-        uid = tj["metadata"]["uid"]
+    async def _notify(self, tj: TrainingJob, due: list[Notification]) -> None:
+        status = tj.status or TrainingJobStatus()
+        done = set(status.notified_events or [])
+        progress_done = status.notified_progress_iteration or 0
+        uid = tj.metadata.uid or ""
         for note in due:
             if (
                 note.key in done
@@ -172,75 +229,128 @@ class TrainingJobReconciler:
                 or (uid, note.key) in self._outstanding
             ):
                 continue
-            hooks = [h for h in tj["spec"].get("webhooks") or [] if note.event.value in h.get("events", [])]
+            hooks = [h for h in tj.spec.webhooks or [] if note.event in h.events]
             if not hooks:
-                await self._record(tj, note, [])
+                tj = await self._record(tj, note)
                 continue
             self._outstanding[(uid, note.key)] = (len(hooks), note)
             for hook in hooks:
-                payload = {
-                    "event": note.event.value,
-                    "timestamp": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "data": note.data,
-                }
-                self.webhooks.submit(
-                    Delivery(
-                        f"{tj['metadata']['namespace']}/{tj['metadata']['name']}",
-                        idempotency_key(uid, note.key, hook["url"]),
-                        hook["url"],
-                        note.event.value,
-                        {**payload, "note_key": note.key},
-                        await self._secret(tj, hook),
-                    )
-                )
+                await self._submit(tj, note, hook)
+
+    async def _submit(self, tj: TrainingJob, note: Notification, hook: Webhook) -> None:
+        payload = {
+            "event": note.event.value,
+            "timestamp": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data": note.data,
+        }
+        self.webhooks.submit(
+            Delivery(
+                f"{tj.metadata.namespace}/{tj.metadata.name}",
+                idempotency_key(tj.metadata.uid or "", note.key, hook.url),
+                hook.url,
+                note.event.value,
+                {**payload, "note_key": note.key},
+                await self._secret(tj, hook),
+            )
+        )
 
     async def _delivered(self, delivery: Delivery, ok: bool, detail: str) -> None:
         ns, name = delivery.job_key.split("/", 1)
         key = str(delivery.payload.get("note_key"))
-        tj = await self._get(TRAININGJOBS, name, ns)
+        tj = await self._get_trainingjob(name, ns)
         if tj is None:
             return
         if not ok:
             await self.post_event(
-                tj, "Warning", "WebhookFailed", f"{delivery.event} to {delivery.url}: {detail}"
+                tj, "Warning", Reason.WEBHOOK_FAILED, f"{delivery.event} to {delivery.url}: {detail}"
             )
-        slot = (tj["metadata"]["uid"], key)
+        slot = (tj.metadata.uid or "", key)
         remaining, note = self._outstanding.get(slot, (1, _note_stub(key, delivery)))
         if remaining > 1:
             self._outstanding[slot] = (remaining - 1, note)
             return
         async with self._locks.setdefault(delivery.job_key, asyncio.Lock()):
-            fresh = await self._get(TRAININGJOBS, name, ns)
+            fresh = await self._get_trainingjob(name, ns)
             if fresh is not None:
-                await self._record(fresh, note, [detail])
+                await self._record(fresh, note)
         self._outstanding.pop(slot, None)
 
-    async def _record(self, tj: Obj, note: Notification, details: list[str]) -> None:
-        """Mark a notification done in status (so no restart repeats it) and post its Event."""
-        status = tj.get("status") or {}
-        iteration = _progress_of(note)
-        if iteration:
-            patch: Obj = {
-                "notifiedProgressIteration": max(iteration, int(status.get("notifiedProgressIteration") or 0))
-            }
-        else:
-            patch = {"notifiedEvents": sorted(set(status.get("notifiedEvents") or []) | {note.key})}
-        ns, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
-        tj.setdefault("status", {}).update(patch)
-        await self.kube.patch(TRAININGJOBS, name, {"status": patch}, ns, sub="status")
-        if note.reason:
-            await self.post_event(tj, note.event_type, note.reason, note.message or note.key)
+    async def _record(self, tj: TrainingJob, note: Notification) -> TrainingJob:
+        """Post the notification's Event, then mark it done in status (so no restart repeats it).
 
-    async def _secret(self, tj: Obj, hook: Obj) -> bytes | None:
-        ref = hook.get("secretRef")
-        if not ref:
+        In this order a crash loses nothing: the Event's name is derived from the notification's
+        key, so the repeat after a restart is a no-op; see the argument above `_reconcile`.
+        """
+        if note.reason:
+            event = OperatorEvent(note.key, note.event_type, note.reason, note.message or note.key)
+            if not await self._post_once(tj, event):
+                return tj
+        status = tj.status or TrainingJobStatus()
+        iteration = _progress_of(note)
+        if not iteration:
+            return await self._record_keys(tj, [note.key])
+        patch = {"notifiedProgressIteration": max(iteration, status.notified_progress_iteration or 0)}
+        meta = tj.metadata
+        raw = await self.kube.patch(
+            TRAININGJOBS, meta.name or "", {"status": patch}, meta.namespace, sub="status"
+        )
+        return _parse(raw)
+
+    async def _secret(self, tj: TrainingJob, hook: Webhook) -> bytes | None:
+        ref = hook.secret_ref
+        if ref is None:
             return None
-        obj = await self._get(SECRETS, ref["name"], tj["metadata"]["namespace"])
-        value = ((obj or {}).get("data") or {}).get(ref["key"])
+        obj = await self._get(SECRETS, ref.name, tj.metadata.namespace or "")
+        value = ((obj or {}).get("data") or {}).get(ref.key)
         return base64.b64decode(value) if value else None
 
-    async def post_event(self, tj: Obj, kind: str, reason: str, message: str) -> None:
-        await post_event(self.kube, tj, kind, reason, message, self.clock())
+    async def post_event(self, tj: TrainingJob, kind: str, reason: str, message: str) -> None:
+        """Best-effort Event (no once-only identity), e.g. a failed webhook delivery."""
+        involved = _involved(tj)
+        obj = {"apiVersion": tj.api_version, "kind": tj.kind, "metadata": involved}
+        await post_event(self.kube, obj, kind, reason, message, self.clock())
+
+
+@dataclass(frozen=True)
+class OperatorEvent:
+    key: str  # once-only identity: names the Event and is recorded in status.notifiedEvents
+    type: str
+    reason: str
+    message: str
+
+
+def state_events(tj: TrainingJob, job: BatchJob | None) -> list[OperatorEvent]:
+    """Events due for the state the apiserver holds: the trainer Job exists, the current phase."""
+    due: list[OperatorEvent] = []
+    if job is not None:
+        due.append(
+            OperatorEvent(
+                "event.trainer-job-created",
+                "Normal",
+                Reason.TRAINER_JOB_CREATED,
+                f"created Job {job.metadata.name or children.child_name(tj)}",
+            )
+        )
+    phase = tj.status.phase if tj.status else None
+    if phase is not None and tj.status is not None:
+        due.append(
+            OperatorEvent(
+                f"event.phase:{phase.value}",
+                "Warning" if phase == TrainingPhase.FAILED else "Normal",
+                f"Phase{phase.value}",
+                tj.status.message or f"TrainingJob is {phase.value}",
+            )
+        )
+    return due
+
+
+def _parse(raw: Obj) -> TrainingJob:
+    return TrainingJob.model_validate(raw)
+
+
+def _involved(tj: TrainingJob) -> Obj:
+    meta = tj.metadata
+    return involved_object(tj.api_version, tj.kind, meta.name or "", meta.namespace or "", meta.uid or "")
 
 
 def _progress_of(note: Notification) -> int:
@@ -249,12 +359,10 @@ def _progress_of(note: Notification) -> int:
 
 
 def _note_stub(key: str, delivery: Delivery) -> Notification:
-    from agentcore.api.training import WebhookEvent
-
     return Notification(
         key,
         WebhookEvent(delivery.event),
         {},
-        reason="WebhookDelivered",
+        reason=Reason.WEBHOOK_DELIVERED,
         message=f"{delivery.event} delivered to {delivery.url}",
     )

@@ -1,4 +1,5 @@
-"""Webhook delivery: signed POSTs with retries and backoff, in order per TrainingJob, never on the
+"""Webhook delivery: signed POSTs with retries (tenacity: exponential backoff with jitter, the
+receiver's Retry-After honoured, bounded attempts and total time), in order per TrainingJob, never on the
 reconcile path. At-least-once: a delivery is recorded as done only after the receiver accepted it;
 a redelivery carries the same idempotency key, so receivers can drop duplicates."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email.utils
 import hashlib
 import hmac
 import json
@@ -17,6 +19,15 @@ from typing import Any
 
 import aiohttp
 from prometheus_client import Counter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+from tenacity.wait import wait_base
 
 log = logging.getLogger("agentcore.webhooks")
 
@@ -48,18 +59,67 @@ def idempotency_key(job_uid: str, notification_key: str, url: str) -> str:
 
 
 OnDone = Callable[[Delivery, bool, str], Awaitable[None]]
+# Worth another attempt besides 5xx: the receiver timed out or asks us to slow down.
+RETRY_STATUSES = frozenset({408, 429})
+
+
+class _Retryable(Exception):
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP-date), None if unusable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+class _RetryAfterOr(wait_base):
+    """The receiver's Retry-After when it sent one (capped), else the fallback backoff."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        return float(self.fallback(retry_state))
 
 
 class WebhookDispatcher:
     """One worker per job; a failing endpoint delays only its own job's later deliveries."""
 
     def __init__(
-        self, on_done: OnDone, timeout: float = 10.0, retries: int = 5, base_delay: float = 0.5
+        self,
+        on_done: OnDone,
+        timeout: float = 10.0,
+        retries: int = 5,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        max_total: float = 300.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.on_done = on_done
         self.timeout = timeout
-        self.retries = retries
+        self.retries = retries  # attempts in all, the first included
         self.base_delay = base_delay
+        self.max_delay = max_delay  # cap of one wait, Retry-After included
+        self.max_total = max_total  # no attempt starts after this many seconds
+        self._sleep = sleep
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._pending: set[str] = set()
@@ -92,37 +152,48 @@ class WebhookDispatcher:
 
     async def _deliver(self, delivery: Delivery) -> tuple[bool, str]:
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-        detail = ""
-        for attempt in range(self.retries):
-            timestamp = str(int(dt.datetime.now(dt.UTC).timestamp()))
-            headers = {
-                "Content-Type": "application/json",
-                EVENT_HEADER: delivery.event,
-                DELIVERY_HEADER: delivery.idempotency_key,
-                TIMESTAMP_HEADER: timestamp,
-                "User-Agent": "agentcore-operator",
-            }
-            if delivery.secret:
-                headers[SIGNATURE_HEADER] = sign(delivery.secret, timestamp, body)
-            try:
-                async with self._http().post(
-                    delivery.url,
-                    data=body,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=self.timeout),
-                ) as resp:
-                    if resp.status < 300:
-                        DELIVERIES.labels(delivery.event, "delivered").inc()
-                        return True, f"HTTP {resp.status}"
-                    detail = f"HTTP {resp.status}"
-                    if 400 <= resp.status < 500 and resp.status not in (408, 429):
-                        break  # the receiver rejects it: retrying will not help
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                detail = type(exc).__name__
-            DELIVERIES.labels(delivery.event, "retry").inc()
-            await asyncio.sleep(self.base_delay * 2**attempt)
-        DELIVERIES.labels(delivery.event, "failed").inc()
-        return False, detail
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.retries)) | stop_after_delay(self.max_total),
+            wait=_RetryAfterOr(wait_exponential_jitter(self.base_delay, self.max_delay), self.max_delay),
+            retry=retry_if_exception_type(_Retryable),
+            before_sleep=lambda _: DELIVERIES.labels(delivery.event, "retry").inc(),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    status = await self._post(delivery, body)
+        except _Retryable as exc:
+            DELIVERIES.labels(delivery.event, "failed").inc()
+            return False, exc.detail
+        ok = status < 300
+        DELIVERIES.labels(delivery.event, "delivered" if ok else "failed").inc()
+        return ok, f"HTTP {status}"
+
+    async def _post(self, delivery: Delivery, body: bytes) -> int:
+        """One attempt: the HTTP status, or _Retryable when another attempt may succeed."""
+        timestamp = str(int(dt.datetime.now(dt.UTC).timestamp()))
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: delivery.idempotency_key,
+            TIMESTAMP_HEADER: timestamp,
+            "User-Agent": "agentcore-operator",
+        }
+        if delivery.secret:
+            headers[SIGNATURE_HEADER] = sign(delivery.secret, timestamp, body)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            # Redirects are not followed: a signed body must reach the configured URL or nowhere.
+            async with self._http().post(
+                delivery.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as resp:
+                if resp.status in RETRY_STATUSES or resp.status >= 500:
+                    raise _Retryable(f"HTTP {resp.status}", retry_after(resp.headers.get("Retry-After")))
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _Retryable(type(exc).__name__) from exc
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

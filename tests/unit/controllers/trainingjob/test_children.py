@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from agentcore.api.training import TrainingJob
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.trainingjob import children
 
 
-def trainingjob(**spec) -> dict:
-    return {
-        "apiVersion": "training.agentcore.io/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": "tj", "namespace": "team-a", "uid": "uid-1"},
-        "spec": {
-            "agentId": "a",
-            "config": {},
-            "trainingData": {"configMapKeyRef": {"name": "data", "key": "q.json"}},
-            "evaluationData": {"secretKeyRef": {"name": "held-out", "key": "e.json"}},
-            **spec,
-        },
-    }
+def trainingjob(**spec) -> TrainingJob:
+    return TrainingJob.model_validate(
+        {
+            "apiVersion": "training.agentcore.io/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": "tj", "namespace": "team-a", "uid": "uid-1"},
+            "spec": {
+                "agentId": "a",
+                "config": {},
+                "trainingData": {"configMapKeyRef": {"name": "data", "key": "q.json"}},
+                "evaluationData": {"secretKeyRef": {"name": "held-out", "key": "e.json"}},
+                **spec,
+            },
+        }
+    )
 
 
 def test_job_passes_through_scheduling_and_limits():
@@ -69,3 +72,8 @@ def test_role_is_scoped_to_this_job_and_its_data():
     assert by_resource["configmaps"]["resourceNames"] == ["data"]
     assert by_resource["secrets"]["resourceNames"] == ["held-out"]
     assert not any(v in r["verbs"] for r in rules for v in ("list", "watch", "create", "delete", "*"))
+
+
+def test_defaults_come_from_the_model():
+    job = children.job(trainingjob(), OperatorConfig())
+    assert job["spec"]["backoffLimit"] == 3 and "activeDeadlineSeconds" not in job["spec"]

@@ -1,0 +1,166 @@
+"""Events survive an operator killed at any point: a fake apiserver that dies at a chosen call,
+then a fresh reconciler (a restarted operator) carries on; every Event exists exactly once."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.trainingjob.reconciler import TrainingJobReconciler
+from agentcore.kube.client import CONFIGMAPS, EVENTS, JOBS, ApiError, Resource
+from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
+
+NS, NAME, UID = "ns", "tj", "0b6f6c1e-8a3e-4a59-9d0f-3f0f5b7a1c01"
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class Crash(Exception):
+    """The operator process dies here."""
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+class FakeKube:
+    """Objects by (plural, name); raises Crash at call number `crash_at` (once)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls = 0
+        self.crash_at: int | None = None
+        self.generated = 0
+
+    def _tick(self) -> None:
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise Crash(f"killed at call {self.calls}")
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None, sub: str | None = None):
+        self._tick()
+        if (res.plural, name) not in self.objects:
+            raise ApiError(404, {"reason": "NotFound"})
+        return copy.deepcopy(self.objects[(res.plural, name)])
+
+    async def create(self, res: Resource, body: dict, namespace: str | None = None, **_: Any):
+        self._tick()
+        body = copy.deepcopy(body)
+        if "name" not in body["metadata"]:
+            self.generated += 1
+            body["metadata"]["name"] = f"{body['metadata']['generateName']}{self.generated}"
+        key = (res.plural, body["metadata"]["name"])
+        if key in self.objects:
+            raise ApiError(409, {"reason": "AlreadyExists"})
+        self.objects[key] = body
+        return copy.deepcopy(body)
+
+    async def patch(self, res: Resource, name: str, body: dict, namespace: str | None = None, **_: Any):
+        self._tick()
+        key = (res.plural, name)
+        self.objects[key] = merge(self.objects[key], body)
+        return copy.deepcopy(self.objects[key])
+
+    def events(self) -> Counter[str]:
+        return Counter(o["reason"] for (plural, _), o in self.objects.items() if plural == EVENTS.plural)
+
+
+def world() -> FakeKube:
+    kube = FakeKube()
+    queries = [{"query": f"q{i}", "expected_outcome": {"answer": str(i)}} for i in range(100)]
+    kube.objects[(CONFIGMAPS.plural, "data")] = {
+        "metadata": {"name": "data"},
+        "data": {"q.json": json.dumps(queries)},
+    }
+    kube.objects[(TRAININGJOBS.plural, NAME)] = {
+        "apiVersion": "training.agentcore.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID, "generation": 1},
+        "spec": {
+            "agentId": "a",
+            "config": {"nIterations": 5},
+            "trainingData": {"configMapKeyRef": {"name": "data", "key": "q.json"}},
+        },
+    }
+    return kube
+
+
+def pod_ready(kube: FakeKube) -> None:
+    kube.objects[(JOBS.plural, f"{NAME}-trainer")]["status"] = {"active": 1, "ready": 1}
+
+
+def trainer_done(kube: FakeKube) -> None:
+    tj = kube.objects[(TRAININGJOBS.plural, NAME)]
+    tj["status"] = merge(tj.get("status"), {"currentIteration": 5, "trainer": {"state": "Completed"}})
+    job = kube.objects[(JOBS.plural, f"{NAME}-trainer")]
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+
+
+def nothing(kube: FakeKube) -> None:
+    """A resync with nothing new."""
+
+
+STEPS = (nothing, pod_ready, trainer_done, nothing)
+EXPECTED = Counter(
+    {
+        "TrainerJobCreated": 1,
+        "PhaseQueued": 1,
+        "PhaseRunning": 1,
+        "Started": 1,
+        "PhaseCompleted": 1,
+        "Completed": 1,
+    }
+)
+
+
+def reconciler(kube: FakeKube) -> TrainingJobReconciler:
+    return TrainingJobReconciler(kube, OperatorConfig(), clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+async def run(kube: FakeKube) -> None:
+    operator = reconciler(kube)
+    for step in STEPS:
+        step(kube)
+        try:
+            await operator.reconcile(NS, NAME)
+        except Crash:
+            operator = reconciler(kube)  # restarted: nothing survives but what the apiserver holds
+            await operator.reconcile(NS, NAME)
+
+
+async def test_every_event_once_without_a_crash():
+    kube = world()
+    await run(kube)
+    assert kube.events() == EXPECTED
+    status = kube.objects[(TRAININGJOBS.plural, NAME)]["status"]
+    assert status["phase"] == "Completed"
+
+
+async def count_calls() -> int:
+    kube = world()
+    await run(kube)
+    return kube.calls
+
+
+@pytest.mark.parametrize("crash_at", range(1, 40))
+async def test_every_event_once_whatever_call_the_operator_dies_at(crash_at):
+    if crash_at > await count_calls():
+        pytest.skip("the run makes fewer calls")
+    kube = world()
+    kube.crash_at = crash_at
+    await run(kube)
+    assert kube.events() == EXPECTED, f"crash at call {crash_at}"
