@@ -47,18 +47,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """Credentials from $KUBECONFIG (the node agent's per-pod seam) or the in-cluster account."""
-    cfg = kubeconfig.load()
-    return kopf.ConnectionInfo(
-        server=cfg.server,
-        ca_path=cfg.ca_file,
-        certificate_path=cfg.cert_file,
-        private_key_path=cfg.key_file,
-        token=cfg.bearer_token(),
-        default_namespace=cfg.namespace,
-        insecure=cfg.insecure,
-    )
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """Credentials from $KUBECONFIG (the node agent's per-pod seam), the in-cluster account or
+    ~/.kube/config, exec plugins included; kopf logs in again when the token expires."""
+    return await kubeconfig.connection_info()
 
 
 @kopf.on.cleanup()
