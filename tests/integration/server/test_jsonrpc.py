@@ -46,7 +46,7 @@ from agentcore.storage.objectstore import S3ObjectStore, open_store
 from agentcore.storage.trajectories import TrajectoryRepository
 from agentcore_sdk import AsyncTrainingClient
 from tests.conftest import get_json
-from tests.unit.server.jsonrpc.helpers import queries, trajectory_rows
+from tests.unit.server.jsonrpc.helpers import SPEC_START, SPEC_STATUS, queries, trajectory_rows
 
 pytestmark = pytest.mark.integration
 
@@ -124,44 +124,8 @@ def tok(namespace: str, permissions: tuple[str, ...] = PERMISSIONS, sub: str = "
     return issue_token(SECRET, sub, permissions, [namespace])
 
 
-SPEC_START = {
-    "agent_id": "code-generator-v2",
-    "config": {
-        "n_iterations": 500,
-        "batch_size": 16,
-        "n_trajectories_per_query": 8,
-        "learning_rate": 0.0001,
-        "max_budget_usd": 50.00,
-        "checkpoint_interval": 10,
-    },
-    "training_data": [
-        {
-            "query": "Write a function to sort a list",
-            "expected_outcome": {"test_passed": True, "execution_time_ms": 100},
-        },
-        *queries(99),
-    ],
-    "evaluation_data": [
-        {"query": "Write a binary search function", "expected_outcome": {"test_passed": True}}
-    ],
-}
-SPEC_STATUS = {
-    "phase": "Running",
-    "currentIteration": 150,
-    "totalIterations": 500,
-    "progressPercent": 30.0,
-    "metrics": {
-        "trainLoss": 0.234,
-        "validationAccuracy": 0.82,
-        "avgReward": 0.65,
-        "trajectoriesGenerated": 1200,
-    },
-    "costUsd": "12.50",
-    "budgetUsd": "50.00",
-    "budgetRemainingPercent": 75.0,
-    "startedAt": "2025-10-17T10:30:05Z",
-    "estimatedCompletion": "2025-10-17T12:15:00Z",
-    "bestCheckpointId": "abc-123-def",
+SPEC_STATUS_WITH_CHECKPOINT = {
+    **SPEC_STATUS,
     "checkpoints": [
         {"id": "abc-123-def", "iteration": 150, "uri": "s3://b/ckpt/150", "createdAt": "2025-10-17T11:00:00Z"}
     ],
@@ -193,7 +157,7 @@ async def test_every_spec_example_over_http(server: Server, namespace: str, cont
 
     # training.get_status, once the trainer reported progress
     job_id, name = started["job_id"], started["name"]
-    await server.set_status(namespace, name, SPEC_STATUS)
+    await server.set_status(namespace, name, SPEC_STATUS_WITH_CHECKPOINT)
 
     async def running() -> dict[str, Any] | None:
         status = await server.result("training.get_status", {"job_id": job_id}, token)

@@ -54,3 +54,47 @@ def trajectory_rows(
         }
         for i in range(n)
     ]
+
+
+# The Training API reference's examples (docs/spec/training-api-reference.md), shared by the tests.
+SPEC_START: dict[str, Any] = {
+    "agent_id": "code-generator-v2",
+    "config": {
+        "n_iterations": 500,
+        "batch_size": 16,
+        "n_trajectories_per_query": 8,
+        "learning_rate": 0.0001,
+        "max_budget_usd": 50.00,
+        "checkpoint_interval": 10,
+    },
+    "training_data": [
+        {
+            "query": "Write a function to sort a list",
+            "expected_outcome": {"test_passed": True, "execution_time_ms": 100},
+        },
+        *queries(99),
+    ],
+    "evaluation_data": [
+        {"query": "Write a binary search function", "expected_outcome": {"test_passed": True}}
+    ],
+}
+
+# training.get_status's example, as the TrainingJob status that produces it.
+SPEC_STATUS: dict[str, Any] = {
+    "phase": "Running",
+    "currentIteration": 150,
+    "totalIterations": 500,
+    "progressPercent": 30.0,
+    "metrics": {
+        "trainLoss": 0.234,
+        "validationAccuracy": 0.82,
+        "avgReward": 0.65,
+        "trajectoriesGenerated": 1200,
+    },
+    "costUsd": "12.50",
+    "budgetUsd": "50.00",
+    "budgetRemainingPercent": 75.0,
+    "startedAt": "2025-10-17T10:30:05Z",
+    "estimatedCompletion": "2025-10-17T12:15:00Z",
+    "bestCheckpointId": "abc-123-def",
+}

@@ -13,25 +13,9 @@ from agentcore.kube.client import ApiError
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.models import CancelResult, JobStatusResult, ListJobsResult
 from tests.unit.server.jsonrpc.conftest import Api, make_settings, token
+from tests.unit.server.jsonrpc.helpers import SPEC_STATUS
 
-RUNNING = {
-    "phase": "Running",
-    "currentIteration": 150,
-    "totalIterations": 500,
-    "progressPercent": 30.0,
-    "metrics": {
-        "trainLoss": 0.234,
-        "validationAccuracy": 0.82,
-        "avgReward": 0.65,
-        "trajectoriesGenerated": 1200,
-    },
-    "costUsd": "12.50",
-    "budgetUsd": "50.00",
-    "budgetRemainingPercent": 75.0,
-    "startedAt": "2025-10-17T10:30:05Z",
-    "estimatedCompletion": "2025-10-17T12:15:00Z",
-    "bestCheckpointId": "abc-123-def",
-}
+RUNNING = SPEC_STATUS
 
 
 async def until(predicate: Any, seconds: float = 5.0) -> Any:

@@ -17,29 +17,9 @@ from agentcore.server.jsonrpc.jobs import ANNOTATION_CREATED_BY, LABEL_AGENT_ID,
 from agentcore.server.jsonrpc.models import StartGrpoParams, StartGrpoResult
 from agentcore.server.jsonrpc.training import TrainingOptions, TrainingService
 from tests.unit.server.jsonrpc.conftest import Api, make_settings, token
-from tests.unit.server.jsonrpc.helpers import queries
+from tests.unit.server.jsonrpc.helpers import SPEC_START, queries
 
-SPEC_EXAMPLE: dict[str, Any] = {
-    "agent_id": "code-generator-v2",
-    "config": {
-        "n_iterations": 500,
-        "batch_size": 16,
-        "n_trajectories_per_query": 8,
-        "learning_rate": 0.0001,
-        "max_budget_usd": 50.00,
-        "checkpoint_interval": 10,
-    },
-    "training_data": [
-        {
-            "query": "Write a function to sort a list",
-            "expected_outcome": {"test_passed": True, "execution_time_ms": 100},
-        },
-        *queries(99),
-    ],
-    "evaluation_data": [
-        {"query": "Write a binary search function", "expected_outcome": {"test_passed": True}}
-    ],
-}
+SPEC_EXAMPLE = SPEC_START
 
 
 async def test_spec_example_creates_a_trainingjob(api: Api) -> None:
