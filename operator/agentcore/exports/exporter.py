@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentcore import logs
 from agentcore.api.exports import FORMATS, ExportJobSpec, ExportPhase, ExportType, PrivacyLevel
 from agentcore.exports import pipeline
 from agentcore.exports.keys import KeyUnavailable, read_key
@@ -59,9 +60,7 @@ Obj = dict[str, Any]
 
 
 def run_exporter(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure("INFO")
     if not args.name or not args.namespace:
         print("agentcore exporter: set AGENTCORE_EXPORT_NAME and AGENTCORE_EXPORT_NAMESPACE", file=sys.stderr)
         return EXIT_INVALID

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentcore.api import labels
 from agentcore.api.exports import DEFAULT_RETENTION_SECONDS
@@ -17,31 +17,34 @@ EXPORT_PREFIX = "exports"
 MAX_CONCURRENT_PER_TENANT = 3  # the spec's "Concurrent exports: 3 per tenant"
 
 
-@dataclass(frozen=True)
-class ExportSettings:
-    image: str = DEFAULT_TRAINER_IMAGE  # the exporter ships in the same image as the trainer
+class ExportSettings(BaseSettings):
+    """Every field from the environment as ``AGENTCORE_EXPORT_<FIELD>`` (pydantic-settings)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTCORE_EXPORT_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # The exporter ships in the same image as the trainer.
+    image: str = Field(
+        default=DEFAULT_TRAINER_IMAGE,
+        validation_alias=AliasChoices("AGENTCORE_EXPORTER_IMAGE", "AGENTCORE_TRAINER_IMAGE"),
+    )
     max_concurrent: int = MAX_CONCURRENT_PER_TENANT
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
     sweep_seconds: float = 60.0
     backoff_limit: int = 2
-    active_deadline_seconds: int = 3600
+    active_deadline_seconds: int = Field(
+        default=3600,
+        validation_alias=AliasChoices(
+            "AGENTCORE_EXPORT_DEADLINE_SECONDS", "AGENTCORE_EXPORT_ACTIVE_DEADLINE_SECONDS"
+        ),
+    )
     grace_seconds: int = 30
     job_ttl_seconds: int = 3600
 
     @classmethod
     def from_env(cls) -> ExportSettings:
-        env = os.environ
-        return cls(
-            image=env.get("AGENTCORE_EXPORTER_IMAGE")
-            or env.get("AGENTCORE_TRAINER_IMAGE")
-            or DEFAULT_TRAINER_IMAGE,
-            max_concurrent=int(env.get("AGENTCORE_EXPORT_MAX_CONCURRENT", MAX_CONCURRENT_PER_TENANT)),
-            retention_seconds=int(env.get("AGENTCORE_EXPORT_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)),
-            sweep_seconds=float(env.get("AGENTCORE_EXPORT_SWEEP_SECONDS", "60")),
-            backoff_limit=int(env.get("AGENTCORE_EXPORT_BACKOFF_LIMIT", "2")),
-            active_deadline_seconds=int(env.get("AGENTCORE_EXPORT_DEADLINE_SECONDS", "3600")),
-            job_ttl_seconds=int(env.get("AGENTCORE_EXPORT_JOB_TTL_SECONDS", "3600")),
-        )
+        return cls()
 
 
 def object_key(namespace: str, export_id: str, file_name: str) -> str:

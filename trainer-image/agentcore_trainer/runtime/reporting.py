@@ -3,11 +3,12 @@ a merge patch on the status subresource that its per-job Role allows), or the co
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from agentcore.kube.client import TRAININGJOB_RESOURCE, ApiError, KubeClient
 
@@ -22,22 +23,36 @@ class KubeStatusSink:
     """Merge-patches `status` of one TrainingJob. The operator writes other fields (phase,
     conditions, ...); a merge patch touches only the keys sent, so neither overwrites the other."""
 
-    def __init__(self, kube: KubeClient, namespace: str, name: str, attempts: int = 5) -> None:
+    def __init__(
+        self, kube: KubeClient, namespace: str, name: str, attempts: int = 5, backoff: float = 0.5
+    ) -> None:
         self.kube, self.namespace, self.name, self.attempts = kube, namespace, name, attempts
+        self.backoff = backoff  # first wait in seconds; then exponential with jitter
 
     async def report(self, status: dict[str, Any]) -> None:
-        for attempt in range(self.attempts):
-            try:
-                await self.kube.patch(
-                    TRAININGJOB_RESOURCE, self.name, {"status": status}, self.namespace, sub="status"
-                )
-                return
-            except (TimeoutError, ApiError, OSError) as exc:
-                if isinstance(exc, ApiError) and exc.status in (400, 403, 404, 422):
-                    raise  # not transient: a schema or permission problem to surface
-                log.warning("status report failed (%s); retrying", exc)
-                await asyncio.sleep(0.5 * 2**attempt)
-        log.error("giving up on a status report after %d attempts", self.attempts)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(multiplier=self.backoff, max=10, jitter=self.backoff),
+            retry=retry_if_exception(_transient),
+            before_sleep=lambda state: log.warning("status report failed (%s); retrying", state.outcome),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.kube.patch(
+                        TRAININGJOB_RESOURCE, self.name, {"status": status}, self.namespace, sub="status"
+                    )
+        except (TimeoutError, ApiError, OSError) as exc:
+            if not _transient(exc):
+                raise  # not transient: a schema or permission problem to surface
+            log.error("giving up on a status report after %d attempts: %s", self.attempts, exc)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiError):
+        return exc.status not in (400, 403, 404, 422)
+    return isinstance(exc, TimeoutError | OSError)
 
 
 class ConsoleStatusSink:

@@ -154,7 +154,9 @@ class WebhookDispatcher:
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.retries)) | stop_after_delay(self.max_total),
-            wait=_RetryAfterOr(wait_exponential_jitter(self.base_delay, self.max_delay), self.max_delay),
+            wait=_RetryAfterOr(
+                wait_exponential_jitter(multiplier=self.base_delay, max=self.max_delay), self.max_delay
+            ),
             retry=retry_if_exception_type(_Retryable),
             before_sleep=lambda _: DELIVERIES.labels(delivery.event, "retry").inc(),
             sleep=self._sleep,

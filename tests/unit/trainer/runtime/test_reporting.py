@@ -1,0 +1,47 @@
+"""The trainer's status reports retry transient apiserver failures and surface the others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentcore.kube.client import ApiError
+from agentcore_trainer.runtime.reporting import KubeStatusSink
+
+
+class FlakyKube:
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch(
+        self, res: Any, name: str, body: dict[str, Any], namespace: str, sub: str
+    ) -> dict[str, Any]:
+        self.patches.append(body)
+        if self.failures:
+            raise self.failures.pop(0)
+        return body
+
+
+def sink(kube: FlakyKube, attempts: int = 5) -> KubeStatusSink:
+    return KubeStatusSink(kube, "ns", "job", attempts=attempts, backoff=0)  # type: ignore[arg-type]
+
+
+async def test_transient_failures_are_retried() -> None:
+    kube = FlakyKube(ApiError(500, {"message": "etcd"}), TimeoutError())
+    await sink(kube).report({"currentIteration": 3})
+    assert len(kube.patches) == 3 and kube.patches[-1] == {"status": {"currentIteration": 3}}
+
+
+async def test_a_schema_or_permission_error_is_raised_at_once() -> None:
+    kube = FlakyKube(ApiError(422, {"message": "status.costUsd: invalid"}))
+    with pytest.raises(ApiError):
+        await sink(kube).report({"costUsd": "x"})
+    assert len(kube.patches) == 1
+
+
+async def test_it_gives_up_after_the_attempts_without_stopping_training() -> None:
+    kube = FlakyKube(*[OSError("unreachable")] * 10)
+    await sink(kube, attempts=3).report({"currentIteration": 1})
+    assert len(kube.patches) == 3
