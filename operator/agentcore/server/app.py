@@ -27,11 +27,12 @@ from typing import Any, cast
 from aiohttp import web
 from sqlalchemy import text
 
-from agentcore.auth.tokens import ANONYMOUS, AuthError, Principal, TokenVerifier
+from agentcore.auth.tokens import ANONYMOUS, Principal, TokenVerifier
 from agentcore.exports.audit import AuditLog
 from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
 from agentcore.logs import ACCESS_LOGGER
+from agentcore.server.auth import authenticate
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.dispatch import Dispatcher, rate_limited
 from agentcore.server.jsonrpc.errors import RpcError
@@ -244,12 +245,9 @@ async def _handle_rpc(request: web.Request) -> web.StreamResponse:
 def _authenticate(request: web.Request, state: ApiState) -> Principal | web.Response:
     if state.verifier is None:
         return ANONYMOUS
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        try:
-            return state.verifier.verify(token.strip())
-        except AuthError as exc:
-            log.info("refused a bearer token: %s", exc)  # the reason, never the token
+    principal = authenticate(request, state.verifier)
+    if principal is not None:
+        return principal
     # Unauthenticated callers share a bucket per client address, so guessing tokens is throttled too.
     decision = state.limiter.hit(f"ip:{request.remote}", DEFAULT_BUCKET)
     if not decision.allowed:

@@ -11,14 +11,11 @@ from agentcore.controllers.common.config import OperatorConfig
 Obj = dict[str, Any]
 
 
-def owner_reference(owner: Obj) -> Obj:
-    """A controller reference: garbage collection deletes the child with its owner."""
-    meta = ObjectMeta.model_validate(owner["metadata"])
-    return controller_reference(owner["apiVersion"], owner["kind"], meta)
-
-
 def controller_reference(api_version: str, kind: str, meta: ObjectMeta) -> Obj:
-    """`owner_reference` of a typed owner."""
+    """A controller reference: garbage collection deletes the child with its owner.
+
+    Built here rather than with kopf.adopt: children are pure functions of the typed owner (unit
+    tested without kopf), and adopt would also rewrite the child's name and namespace."""
     return {
         "apiVersion": api_version,
         "kind": kind,

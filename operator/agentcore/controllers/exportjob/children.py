@@ -33,7 +33,7 @@ def child_name(ej: ExportJob) -> str:
 
 
 def owner_reference(ej: ExportJob) -> Obj:
-    return manifests.owner_reference(ej.to_resource())
+    return manifests.controller_reference(ej.api_version, ej.kind, ej.metadata)
 
 
 def _meta(ej: ExportJob) -> Obj:

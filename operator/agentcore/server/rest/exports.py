@@ -60,6 +60,7 @@ from agentcore.kube.client import (
     ApiError,
     KubeClient,
 )
+from agentcore.server.auth import bearer_token
 from agentcore.server.ratelimit import RateLimit, RateLimiter
 from agentcore.storage.db import session_factory
 from agentcore.storage.objectstore import ObjectStore
@@ -94,12 +95,11 @@ def bearer_authenticator(verify: Callable[[str], Principal]) -> Authenticate:
     """An authenticator from a token verifier (e.g. ``TokenVerifier.verify``)."""
 
     async def authenticate(request: web.Request) -> Principal:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request)
+        if token is None:
             raise Unauthorized("missing bearer token")
         try:
-            return verify(token.strip())
+            return verify(token)
         except Exception as exc:
             raise Unauthorized(str(exc)) from None
 
