@@ -17,25 +17,35 @@ import os
 import sys
 import time
 
+from agentcore import logs
+
 log = logging.getLogger("agentcore.migrate")
 
 
 async def _upgrade(url: str, revision: str, attempts: int, delay: float) -> str | None:
+    from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
     from agentcore.storage.db import make_engine, normalise
     from agentcore.storage.migrate import current_revision, upgrade
 
-    for attempt in range(1, attempts + 1):
-        engine = make_engine(normalise(url))
-        try:
-            await upgrade(engine, revision)
-            return await current_revision(engine)
-        except OSError as exc:  # the database may still be starting (connection refused, DNS)
-            if attempt == attempts:
-                raise
-            log.warning("database not reachable (%s); retry %d/%d in %.0fs", exc, attempt, attempts, delay)
-        finally:
-            await engine.dispose()
-        await asyncio.sleep(delay)
+    # The database may still be starting (connection refused, DNS): the hook Job waits for it.
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_fixed(delay),
+        retry=retry_if_exception_type(OSError),
+        before_sleep=lambda s: log.warning(
+            "database not reachable (%s); retrying in %.0fs", s.outcome, delay
+        ),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            engine = make_engine(normalise(url))
+            try:
+                await upgrade(engine, revision)
+                return await current_revision(engine)
+            finally:
+                await engine.dispose()
     return None
 
 
@@ -57,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("INFO")
     url = args.database_url or os.environ.get("AGENTCORE_DATABASE_URL", "")
     if not url:
         print("migrate: set AGENTCORE_DATABASE_URL (or pass --database-url)", file=sys.stderr)
