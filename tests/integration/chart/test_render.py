@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agentcore.api.training import TrainingJob
 from agentcore.cli import build_parser
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.trainingjob import children
@@ -358,16 +359,19 @@ def _check_can_create(operator: list[Obj], manifests: list[Obj]) -> None:
 def test_operator_holds_what_it_grants_trainers(values: Path) -> None:
     """Kubernetes refuses to create a Role granting more than its creator holds: the operator's
     rules must cover the per-job Role it creates (agentcore.controllers.trainingjob.children.role)."""
-    tj = {
-        "apiVersion": "training.agentcore.io/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": "tj", "namespace": "ns", "uid": "u"},
-        "spec": {
-            "config": {},
-            "trainingData": {"configMapKeyRef": {"name": "q", "key": "k"}},
-            "evaluationData": {"secretKeyRef": {"name": "s", "key": "k"}},
-        },
-    }
+    tj = TrainingJob.model_validate(
+        {
+            "apiVersion": "training.agentcore.io/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": "tj", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "agentId": "a",
+                "config": {},
+                "trainingData": {"configMapKeyRef": {"name": "q", "key": "k"}},
+                "evaluationData": {"secretKeyRef": {"name": "s", "key": "k"}},
+            },
+        }
+    )
     operator = _rules(render(files=[values]), "-operator")
     _check_covers(operator, children.role(tj))
     _check_can_create(
