@@ -26,7 +26,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentcore import logs
-from agentcore.api.exports import FORMATS, ExportJobSpec, ExportPhase, ExportType, PrivacyLevel
+from agentcore.api.common import ObjectMeta
+from agentcore.api.exports import (
+    FORMATS,
+    ExportJob,
+    ExportJobSpec,
+    ExportOutput,
+    ExportPhase,
+    ExportTiming,
+    ExportType,
+    PrivacyLevel,
+    RedactionApplied,
+)
 from agentcore.exports import pipeline
 from agentcore.exports.keys import KeyUnavailable, read_key
 from agentcore.exports.pipeline import ExportCancelled, Written
@@ -71,35 +82,32 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def _stamp(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class StatusReporter:
     """The pod's writes to its ExportJob status."""
 
     def __init__(self, kube: KubeClient, namespace: str, name: str) -> None:
         self.kube, self.namespace, self.name = kube, namespace, name
 
-    async def running(self, ej: Obj) -> Obj:
-        timing = {**((ej.get("status") or {}).get("timing") or {}), "startedAt": _stamp(_now())}
-        patch = {"status": {"phase": ExportPhase.RUNNING.value, "timing": timing, "error": None}}
-        return await self.kube.patch(EXPORTJOB_RESOURCE, self.name, patch, self.namespace, sub="status")
+    async def running(self, ej: ExportJob) -> ExportJob:
+        timing = _timing(ej).model_copy(update={"started_at": _now()})
+        patch = {
+            "status": {"phase": ExportPhase.RUNNING.value, "timing": timing.to_resource(), "error": None}
+        }
+        fresh = await self.kube.patch(EXPORTJOB_RESOURCE, self.name, patch, self.namespace, sub="status")
+        return ExportJob.model_validate(fresh)
 
-    async def _final(self, ej: Obj, phase: ExportPhase, fields: Obj) -> bool:
+    async def _final(self, ej: ExportJob, phase: ExportPhase, fields: Obj) -> bool:
         """Move Running → phase atomically: the JSON patch's test fails if the operator (cancel)
         changed the phase meanwhile, and then nothing is written."""
-        status = ej.get("status") or {}
         done = _now()
-        timing = {**(status.get("timing") or {}), "completedAt": _stamp(done)}
-        requested = timing.get("requestedAt") or ej["metadata"].get("creationTimestamp")
+        timing = _timing(ej).model_copy(update={"completed_at": done})
+        requested = timing.requested_at or _created(ej.metadata)
         if requested:
-            start = dt.datetime.fromisoformat(str(requested).replace("Z", "+00:00"))
-            timing["durationSeconds"] = max(0.0, (done - start).total_seconds())
+            timing.duration_seconds = max(0.0, (done - requested).total_seconds())
         ops: list[Obj] = [
             {"op": "test", "path": "/status/phase", "value": ExportPhase.RUNNING.value},
             {"op": "replace", "path": "/status/phase", "value": phase.value},
-            {"op": "add", "path": "/status/timing", "value": timing},
+            {"op": "add", "path": "/status/timing", "value": timing.to_resource()},
         ]
         ops += [{"op": "add", "path": f"/status/{k}", "value": v} for k, v in fields.items()]
         path = EXPORTJOB_RESOURCE.path(self.namespace, self.name, "status")
@@ -112,10 +120,11 @@ class StatusReporter:
                 return False
             raise
 
-    async def completed(self, ej: Obj, output: Obj, redaction: Obj) -> bool:
-        return await self._final(ej, ExportPhase.COMPLETED, {"output": output, "redactionApplied": redaction})
+    async def completed(self, ej: ExportJob, output: ExportOutput, redaction: RedactionApplied) -> bool:
+        fields = {"output": output.to_resource(), "redactionApplied": redaction.to_resource()}
+        return await self._final(ej, ExportPhase.COMPLETED, fields)
 
-    async def failed(self, ej: Obj, reason: str, message: str) -> bool:
+    async def failed(self, ej: ExportJob, reason: str, message: str) -> bool:
         return await self._final(ej, ExportPhase.FAILED, {"error": f"{reason}: {message}"[:32768]})
 
     async def note_error(self, message: str) -> None:
@@ -125,6 +134,16 @@ class StatusReporter:
             await self.kube.patch(EXPORTJOB_RESOURCE, self.name, patch, self.namespace, sub="status")
         except ApiError as exc:
             log.warning("could not record the error: %s", exc)
+
+
+def _timing(ej: ExportJob) -> ExportTiming:
+    return ej.observed_status.timing or ExportTiming()
+
+
+def _created(meta: ObjectMeta) -> dt.datetime | None:
+    if not meta.creation_timestamp:
+        return None
+    return dt.datetime.fromisoformat(meta.creation_timestamp.replace("Z", "+00:00"))
 
 
 async def load_rule(kube: KubeClient, namespace: str, rule_id: str) -> RedactionRule:
@@ -147,7 +166,9 @@ async def _context(kube: KubeClient, namespace: str, spec: ExportJobSpec, engine
     if spec.export_type in NEEDS_TRAINER_JOBS:
         listing = await kube.list(JOBS, namespace, labelSelector=TRAINER_JOB_LABEL)
         for job in listing.get("items", []):
-            ctx.trainer_jobs[job["metadata"]["labels"][TRAINER_JOB_LABEL]] = job
+            owner = ObjectMeta.model_validate(job.get("metadata") or {}).label(TRAINER_JOB_LABEL)
+            if owner:
+                ctx.trainer_jobs[owner] = job
     return ctx
 
 
@@ -162,29 +183,35 @@ def _stop_event() -> asyncio.Event:
 async def _main(namespace: str, name: str) -> int:
     async with KubeClient(kubeconfig.load()) as kube:
         try:
-            ej = await kube.get(EXPORTJOB_RESOURCE, name, namespace)
+            raw = await kube.get(EXPORTJOB_RESOURCE, name, namespace)
         except ApiError as exc:
             if exc.status == 404:
                 return EXIT_OK  # deleted meanwhile
             raise
-        phase = (ej.get("status") or {}).get("phase")
-        if (phase and ExportPhase(phase).is_terminal) or (ej["spec"].get("cancel") or {}).get("requested"):
+        try:
+            export = ExportJob.model_validate(raw)
+        except ValidationError as exc:
+            # Nothing a retry could fix; the operator's webhook and REST validate before this.
+            log.error("ExportJob %s/%s is invalid: %s", namespace, name, exc)
+            return EXIT_INVALID
+        if export.phase.is_terminal or export.cancel_requested:
             return EXIT_OK
         reporter = StatusReporter(kube, namespace, name)
-        ej = await reporter.running(ej)
-        return await Export(kube, ej, reporter, _stop_event()).run()
+        export = await reporter.running(export)
+        return await Export(kube, export, reporter, _stop_event()).run()
 
 
 class Export:
-    def __init__(self, kube: KubeClient, ej: Obj, reporter: StatusReporter, stop: asyncio.Event) -> None:
+    def __init__(
+        self, kube: KubeClient, ej: ExportJob, reporter: StatusReporter, stop: asyncio.Event
+    ) -> None:
         self.kube, self.ej, self.reporter, self.stop = kube, ej, reporter, stop
-        self.namespace, self.name = ej["metadata"]["namespace"], ej["metadata"]["name"]
+        self.namespace, self.name = ej.namespace, ej.name
         self.settings = ExportSettings.from_env()
 
     async def run(self) -> int:
         try:
-            spec = ExportJobSpec.model_validate(self.ej["spec"])
-            return await self._run(spec)
+            return await self._run(self.ej.spec)
         except (ValidationError, RuleError, SourceError, KeyUnavailable) as exc:
             await self.reporter.failed(self.ej, "ValidationFailed", str(exc))
             return EXIT_INVALID
@@ -227,20 +254,23 @@ class Export:
         if self.stop.is_set() or await self._cancel_requested():
             raise ExportCancelled()
         store = open_store(os.environ.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
-        export_id = (self.ej.get("status") or {}).get("exportId") or self.ej["metadata"]["uid"]
+        status_id = self.ej.observed_status.export_id
+        export_id = str(status_id) if status_id else self.ej.metadata.uid or ""
         key = object_key(self.namespace, export_id, name)
         info = FORMATS[spec.config.format]
         ref = await asyncio.to_thread(_upload, store, key, written.path, info.content_type, name)
         retention = spec.retention_seconds or self.settings.retention_seconds
-        output = {
-            "fileRef": ref,
-            "fileName": name,
-            "contentType": info.content_type,
-            "fileSizeBytes": written.size_bytes,
-            "rowCount": written.rows,
-            "expiresAt": _stamp(_now() + dt.timedelta(seconds=retention)),
-        }
-        redaction = {"fieldsRedacted": list(written.fields_redacted), "rowsFiltered": written.rows_filtered}
+        output = ExportOutput(
+            file_ref=ref,
+            file_name=name,
+            content_type=info.content_type,
+            file_size_bytes=written.size_bytes,
+            row_count=written.rows,
+            expires_at=_now() + dt.timedelta(seconds=retention),
+        )
+        redaction = RedactionApplied(
+            fields_redacted=list(written.fields_redacted), rows_filtered=written.rows_filtered
+        )
         if not await self.reporter.completed(self.ej, output, redaction):
             await asyncio.to_thread(store.delete, key)  # cancelled or deleted meanwhile: leave nothing
             return EXIT_STOPPED
@@ -259,7 +289,11 @@ class Export:
             fresh = await self.kube.get(EXPORTJOB_RESOURCE, self.name, self.namespace)
         except ApiError as exc:
             return exc.status == 404
-        return bool((fresh["spec"].get("cancel") or {}).get("requested"))
+        try:
+            return ExportJob.model_validate(fresh).cancel_requested
+        except ValidationError:
+            log.warning("fresh ExportJob %s/%s is invalid; assuming not cancelled", self.namespace, self.name)
+            return False
 
 
 def _needs_db(spec: ExportJobSpec) -> bool:
