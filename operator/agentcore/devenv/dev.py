@@ -197,6 +197,9 @@ def embedded_env(state: Path, kubeconfig: Path) -> dict[str, str]:
         "AGENTCORE_DATABASE_URL": os.environ.get("AGENTCORE_DATABASE_URL")
         or f"sqlite+aiosqlite:///{state / 'agentcore.db'}",
         "AGENTCORE_OBJECT_STORE": os.environ.get("AGENTCORE_OBJECT_STORE") or f"file://{state / 'objects'}",
+        # On this machine, webhook receivers are local processes: let the operator reach loopback.
+        "AGENTCORE_WEBHOOK_ALLOWED_NETWORKS": os.environ.get("AGENTCORE_WEBHOOK_ALLOWED_NETWORKS")
+        or "127.0.0.0/8,::1/128",
     }
 
 

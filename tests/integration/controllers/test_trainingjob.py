@@ -40,6 +40,8 @@ class OperatorProcess:
             "AWS_ACCESS_KEY_ID": creds.access_key,
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
             "AGENTCORE_RESYNC_SECONDS": "3",
+            # The tests' webhook receivers listen on loopback, which webhooks may not reach by default.
+            "AGENTCORE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
         self.state = state
         self.metrics_port, self.liveness_port = free_port(), free_port()

@@ -32,10 +32,13 @@ class OperatorConfig(BaseSettings):
     metrics_port: int = 0  # 0: no metrics server
     webhook_timeout: float = 10.0
     webhook_retries: int = 5
+    # Webhooks never reach loopback, private, link-local or metadata addresses, except these CIDRs
+    # (comma-separated from the environment, e.g. 10.20.0.0/16 for an in-cluster receiver).
+    webhook_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
     trainer_grace_seconds: int = 60
     extra_trainer_env: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "webhook_allowed_networks", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value

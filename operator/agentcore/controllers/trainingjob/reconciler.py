@@ -56,7 +56,12 @@ class TrainingJobReconciler:
         self.kube = kube
         self.config = config
         self.clock = clock
-        self.webhooks = WebhookDispatcher(self._delivered, config.webhook_timeout, config.webhook_retries)
+        self.webhooks = WebhookDispatcher(
+            self._delivered,
+            config.webhook_timeout,
+            config.webhook_retries,
+            allowed_networks=config.webhook_allowed_networks,
+        )
         self._locks: dict[str, asyncio.Lock] = {}
         self._outstanding: dict[tuple[str, str], tuple[int, Notification]] = {}
 

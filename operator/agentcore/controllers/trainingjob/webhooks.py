@@ -11,11 +11,14 @@ import datetime as dt
 import email.utils
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import Counter
@@ -63,6 +66,14 @@ OnDone = Callable[[Delivery, bool, str], Awaitable[None]]
 RETRY_STATUSES = frozenset({408, 429})
 
 
+class _Refused(Exception):
+    """Not sent, and never will be: the destination is not allowed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class _Retryable(Exception):
     def __init__(self, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
@@ -100,6 +111,42 @@ class _RetryAfterOr(wait_base):
         return float(self.fallback(retry_state))
 
 
+class AddressNotAllowed(aiohttp.ClientError):
+    """The webhook's host resolves to an address the operator must not call."""
+
+
+def address_allowed(ip: str, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Public unicast addresses, plus what the operator allow-lists: never loopback, private,
+    link-local (cloud metadata at 169.254.169.254), multicast, reserved or unspecified ones."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if any(address in network for network in allowed):
+        return True
+    return address.is_global and not address.is_multicast
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Resolves once and checks every address; the connection uses only the checked ones, so a
+    DNS answer that changes between check and connect (rebinding) cannot reach an internal host."""
+
+    def __init__(self, allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        self._inner = aiohttp.DefaultResolver()
+        self._allowed = allowed
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
+        infos = await self._inner.resolve(host, port, family)
+        refused = [i["host"] for i in infos if not address_allowed(i["host"], self._allowed)]
+        if refused:
+            raise AddressNotAllowed(f"{host} resolves to {refused[0]}, which webhooks may not reach")
+        return infos
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def parse_networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+
+
 class WebhookDispatcher:
     """One worker per job; a failing endpoint delays only its own job's later deliveries."""
 
@@ -112,8 +159,10 @@ class WebhookDispatcher:
         max_delay: float = 30.0,
         max_total: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        allowed_networks: Sequence[str] = (),
     ) -> None:
         self.on_done = on_done
+        self._allowed = parse_networks(allowed_networks)
         self.timeout = timeout
         self.retries = retries  # attempts in all, the first included
         self.base_delay = base_delay
@@ -166,7 +215,7 @@ class WebhookDispatcher:
             async for attempt in retrying:
                 with attempt:
                     status = await self._post(delivery, body)
-        except _Retryable as exc:
+        except (_Retryable, _Refused) as exc:
             DELIVERIES.labels(delivery.event, "failed").inc()
             return False, exc.detail
         ok = status < 300
@@ -187,6 +236,7 @@ class WebhookDispatcher:
             headers[SIGNATURE_HEADER] = sign(delivery.secret, timestamp, body)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
+            self._check_literal(delivery.url)
             # Redirects are not followed: a signed body must reach the configured URL or nowhere.
             async with self._http().post(
                 delivery.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -194,12 +244,25 @@ class WebhookDispatcher:
                 if resp.status in RETRY_STATUSES or resp.status >= 500:
                     raise _Retryable(f"HTTP {resp.status}", retry_after(resp.headers.get("Retry-After")))
                 return resp.status
+        except AddressNotAllowed as exc:
+            raise _Refused(str(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _Retryable(type(exc).__name__) from exc
 
+    def _check_literal(self, url: str) -> None:
+        """aiohttp does not resolve an IP literal: check it here, as the resolver checks names."""
+        host = urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: GuardedResolver checks what it resolves to
+        if not address_allowed(host, self._allowed):
+            raise AddressNotAllowed(f"{host} is an address webhooks may not reach")
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._allowed))
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:

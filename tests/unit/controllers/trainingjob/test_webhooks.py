@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -47,7 +48,9 @@ def dispatcher(waits: list[float], retries: int = 4) -> WebhookDispatcher:
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    return WebhookDispatcher(no_done, timeout=5, retries=retries, base_delay=0.5, sleep=record)
+    return WebhookDispatcher(
+        no_done, timeout=5, retries=retries, base_delay=0.5, sleep=record, allowed_networks=["127.0.0.0/8"]
+    )
 
 
 def delivery(url: str) -> Delivery:
@@ -95,3 +98,34 @@ async def test_redirects_are_not_followed(serve):
 def test_retry_after_forms():
     assert retry_after("3") == 3.0 and retry_after(None) is None and retry_after("soon") is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/hook",  # loopback: the operator's own ports
+        "http://localhost:{port}/hook",  # a name that resolves to loopback
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://10.0.0.1/hook",  # private
+        "http://[::1]:{port}/hook",
+    ],
+)
+async def test_internal_addresses_are_refused_without_a_request(serve, url):
+    receiver = Receiver([])
+    port = urlsplit(await serve(receiver)).port
+    waits: list[float] = []
+    hooks = dispatcher(waits)
+    hooks._allowed = []  # the default: nothing internal is allow-listed
+    ok, detail = await hooks._deliver(delivery(url.format(port=port)))
+    await hooks.close()
+    assert not ok and "may not reach" in detail
+    assert receiver.hits == 0 and waits == []  # nothing was sent, and nothing retried
+
+
+def test_public_and_allow_listed_addresses() -> None:
+    from agentcore.controllers.trainingjob.webhooks import address_allowed, parse_networks
+
+    assert address_allowed("93.184.216.34", [])
+    assert not address_allowed("192.168.1.5", [])
+    assert address_allowed("192.168.1.5", parse_networks(["192.168.0.0/16"]))
+    assert not address_allowed("fe80::1%eth0", [])
