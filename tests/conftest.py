@@ -7,6 +7,7 @@ process also dies with the test process (PR_SET_PDEATHSIG), so nothing outlives 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -126,3 +128,16 @@ def trajectory_counts(dsn: str, job_id: str) -> tuple[int, int]:
         return int(row[0]), int(row[1])
 
     return asyncio.run(query())
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the fake apiservers of the unit tests apply it."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out

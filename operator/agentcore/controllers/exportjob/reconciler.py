@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 
 from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.common.create import create_workload
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.childjob import ChildJob, jobs_by_exportjob
@@ -31,18 +32,13 @@ from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSet
 from agentcore.kube.client import (
     EXPORTJOB_RESOURCE,
     JOBS,
-    SECRETS,
-    SERVICEACCOUNTS,
     ApiError,
     KubeClient,
-    Resource,
 )
 from agentcore.storage.objectstore import ObjectStore
 
 log = logging.getLogger("agentcore.operator.exports")
 
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob namespace reconcile latency")
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
@@ -104,22 +100,13 @@ class ExportJobReconciler:
         full = ej.spec.config.privacy_level == PrivacyLevel.FULL
         if not full and await ensure_key_secret(self.kube, ns):
             log.info("created the pseudonymisation key Secret in %s", ns)
-        for res, manifest in (
-            (SERVICEACCOUNTS, children.service_account(ej)),
-            (ROLES, children.role(ej)),
-            (ROLEBINDINGS, children.role_binding(ej)),
-            (SECRETS, children.secret(ej, self.config)),
-        ):
-            await self._create(res, manifest, ns)
-        return ChildJob.parse(await self._create(JOBS, children.job(ej, self.settings), ns))
-
-    async def _create(self, res: Resource, manifest: Obj, ns: str) -> Obj:
-        try:
-            return await self.kube.create(res, manifest, ns)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            return await self.kube.get(res, manifest["metadata"]["name"], ns)
+        access = [
+            children.service_account(ej),
+            children.role(ej),
+            children.role_binding(ej),
+            children.secret(ej, self.config),
+        ]
+        return ChildJob.parse(await create_workload(self.kube, ns, access, children.job(ej, self.settings)))
 
     async def resync(self) -> None:
         """Level-triggered safety net: every namespace that has ExportJobs."""

@@ -26,18 +26,17 @@ from agentcore.api.training import (
 from agentcore.api.training import TrainingReason as Reason
 from agentcore.controllers.common.batchjob import BatchJob
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.common.create import create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, load_queries
-from agentcore.kube.client import JOBS, SECRETS, SERVICEACCOUNTS, ApiError, KubeClient, Resource
+from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
 log = logging.getLogger("agentcore.operator")
 
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 RECONCILE_SECONDS = Histogram("agentcore_reconcile_seconds", "TrainingJob reconcile latency")
 RECONCILE_ERRORS = Counter("agentcore_reconcile_errors_total", "Failed TrainingJob reconciles")
@@ -162,23 +161,16 @@ class TrainingJobReconciler:
 
     async def _create_children(self, tj: TrainingJob) -> BatchJob:
         ns = tj.metadata.namespace or ""
-        for res, manifest in (
-            (SERVICEACCOUNTS, children.service_account(tj)),
-            (ROLES, children.role(tj)),
-            (ROLEBINDINGS, children.role_binding(tj)),
-            (SECRETS, children.secret(tj, self.config)),
-        ):
-            await self._create(res, manifest, ns)
+        access = [
+            children.service_account(tj),
+            children.role(tj),
+            children.role_binding(tj),
+            children.secret(tj, self.config),
+        ]
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
-        return BatchJob.model_validate(await self._create(JOBS, children.job(tj, self.config), ns))
-
-    async def _create(self, res: Resource, manifest: Obj, ns: str) -> Obj:
-        try:
-            return await self.kube.create(res, manifest, ns)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            return await self.kube.get(res, manifest["metadata"]["name"], ns)
+        return BatchJob.model_validate(
+            await create_workload(self.kube, ns, access, children.job(tj, self.config))
+        )
 
     async def _get(self, res: Resource, name: str, ns: str) -> Obj | None:
         try:

@@ -13,6 +13,7 @@ from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.trainingjob.reconciler import TrainingJobReconciler
 from agentcore.kube.client import CONFIGMAPS, EVENTS, JOBS, ApiError, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
+from tests.conftest import merge_patch
 
 NS, NAME, UID = "ns", "tj", "0b6f6c1e-8a3e-4a59-9d0f-3f0f5b7a1c01"
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -20,19 +21,6 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 class Crash(Exception):
     """The operator process dies here."""
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
 
 
 class FakeKube:
@@ -70,7 +58,7 @@ class FakeKube:
     async def patch(self, res: Resource, name: str, body: dict, namespace: str | None = None, **_: Any):
         self._tick()
         key = (res.plural, name)
-        self.objects[key] = merge(self.objects[key], body)
+        self.objects[key] = merge_patch(self.objects[key], body)
         return copy.deepcopy(self.objects[key])
 
     def events(self) -> Counter[str]:
@@ -103,7 +91,7 @@ def pod_ready(kube: FakeKube) -> None:
 
 def trainer_done(kube: FakeKube) -> None:
     tj = kube.objects[(TRAININGJOBS.plural, NAME)]
-    tj["status"] = merge(tj.get("status"), {"currentIteration": 5, "trainer": {"state": "Completed"}})
+    tj["status"] = merge_patch(tj.get("status"), {"currentIteration": 5, "trainer": {"state": "Completed"}})
     job = kube.objects[(JOBS.plural, f"{NAME}-trainer")]
     job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
 

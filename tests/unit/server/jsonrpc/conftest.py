@@ -24,24 +24,12 @@ from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import LocalObjectStore
 from agentcore.storage.trajectories import TrajectoryRepository
+from tests.conftest import merge_patch
 from tests.unit.server.jsonrpc.helpers import queries
 
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
 NAMESPACES = ("team-a", "team-b", "default")
 BIG_LIMITS = {name: RateLimit(100_000) for name in SPEC_LIMITS}
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 class FakeKube:

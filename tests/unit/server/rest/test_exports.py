@@ -25,24 +25,13 @@ from agentcore.server.rest.exports import SPEC_LIMITS, ExportDeps, Unauthorized,
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.trajectories import TrajectoryRepository
+from tests.conftest import merge_patch
 from tests.exports_support import trajectory_rows
 
 NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 ADMIN = Principal("root", frozenset(), (ALL_NAMESPACES,), frozenset({ADMIN_ROLE}))
 ANALYST = Principal("ann", frozenset({EXPORT}), ("team-a",), frozenset({"analyst"}))
 VIEWER = Principal("vic", frozenset({VIEW}), ("team-a",))
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
 
 
 def _selected(obj: dict, selector: str | None) -> bool:
@@ -94,7 +83,7 @@ class FakeKube:
         key = (res.plural, namespace or "", name)
         if key not in self.objects:
             raise ApiError(404, {"message": "not found"})
-        self.objects[key] = _merge(self.objects[key], body)
+        self.objects[key] = merge_patch(self.objects[key], body)
         return copy.deepcopy(self.objects[key])
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, **_: Any) -> None:
