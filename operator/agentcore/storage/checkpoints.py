@@ -53,9 +53,11 @@ class CheckpointManager:
         cost_usd: str,
         validation_score: float | None = None,
         extra: dict[str, Any] | None = None,
+        suffix: str = ".npz",
     ) -> CheckpointInfo:
+        """Save a state blob; `suffix` names its format (.npz built-in policy, .zip LLM adapter)."""
         ckpt_id = f"ckpt-{iteration:06d}-{uuid.uuid4().hex[:8]}"
-        blob_key = f"{self.prefix}{ckpt_id}.npz"
+        blob_key = f"{self.prefix}{ckpt_id}{suffix}"
         uri = self.store.put_bytes(blob_key, state)
         info = CheckpointInfo(
             id=ckpt_id,

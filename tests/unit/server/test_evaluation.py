@@ -17,7 +17,7 @@ from agentcore.storage.checkpoints import CheckpointManager, checkpoint_prefix
 from agentcore.storage.objectstore import LocalObjectStore
 from agentcore_trainer.algorithm.trainer import Trainer
 from agentcore_trainer.datasets import generate
-from agentcore_trainer.runtime.run import algo_config
+from agentcore_trainer.runtime.backends import algo_config
 from tests.conftest import REPO
 
 NO_KUBE: Any = None  # queries are passed in: the evaluator reads no data source

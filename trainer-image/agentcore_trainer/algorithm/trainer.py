@@ -20,7 +20,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -180,7 +180,10 @@ class Trainer:
         update = self._update(episodes, adv.advantages.ravel(), valid.ravel())
         self.iteration += 1
         metrics = self._metrics(episodes, results, rewards[valid], update, adv.frac_reward_zero_std)
-        records = self._records(episodes, results, adv.normalized.ravel(), adv.advantages.ravel())
+        records = trajectory_records(
+            episodes, results, adv.normalized.ravel(), adv.advantages.ravel(),
+            run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
+        )  # fmt: skip
         return IterationReport(self.iteration, metrics, records, self)
 
     def _pick_batch(self) -> list[int]:
@@ -255,37 +258,58 @@ class Trainer:
         metrics.update(_tool_frequencies(episodes))
         return metrics
 
-    def _records(
-        self,
-        episodes: list[Episode],
-        results: list[RewardResult],
-        normalized: FloatArray,
-        advantages: FloatArray,
-    ) -> list[dict[str, Any]]:
-        records = []
-        for k, (ep, res) in enumerate(zip(episodes, results, strict=True)):
-            group, index = divmod(k, self.group_size)
-            # Deterministic ids: a resumed run re-creating an iteration writes the same ids (upserts).
-            tid = uuid.uuid5(_TRAJECTORY_NS, f"{self.run_id}/{self.iteration}/{group}/{index}")
-            records.append(
-                {
-                    "trajectory_id": str(tid),
-                    "iteration": self.iteration,
-                    "group": group,
-                    "query": str(ep.query.get("query", "")),
-                    "steps": ep.steps,
-                    "reward": res.reward,
-                    "normalized_reward": float(normalized[k]),
-                    "advantage": float(advantages[k]),
-                    "success": res.success,
-                    "execution_time_ms": ep.execution_time_ms,
-                    "input_tokens": ep.input_tokens,
-                    "output_tokens": ep.output_tokens,
-                    "reward_components": res.components,
-                    "error": res.error,
-                }
-            )
-        return records
+
+class TrajectoryLike(Protocol):
+    """What a trajectory record is built from (built-in episodes and LLM conversations alike)."""
+
+    query: Mapping[str, Any]
+    steps: list[dict[str, Any]]
+
+    @property
+    def execution_time_ms(self) -> float: ...
+
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+
+def trajectory_records(
+    episodes: Sequence[TrajectoryLike],
+    results: Sequence[RewardResult],
+    normalized: FloatArray,
+    advantages: FloatArray,
+    *,
+    run_id: str,
+    iteration: int,
+    group_size: int,
+) -> list[dict[str, Any]]:
+    """The records training.export_trajectories returns, one per trajectory of an iteration."""
+    records = []
+    for k, (ep, res) in enumerate(zip(episodes, results, strict=True)):
+        group, index = divmod(k, group_size)
+        # Deterministic ids: a resumed run re-creating an iteration writes the same ids (upserts).
+        tid = uuid.uuid5(_TRAJECTORY_NS, f"{run_id}/{iteration}/{group}/{index}")
+        records.append(
+            {
+                "trajectory_id": str(tid),
+                "iteration": iteration,
+                "group": group,
+                "query": str(ep.query.get("query", "")),
+                "steps": ep.steps,
+                "reward": res.reward,
+                "normalized_reward": float(normalized[k]),
+                "advantage": float(advantages[k]),
+                "success": res.success,
+                "execution_time_ms": ep.execution_time_ms,
+                "input_tokens": ep.input_tokens,
+                "output_tokens": ep.output_tokens,
+                "reward_components": res.components,
+                "error": res.error,
+            }
+        )
+    return records
 
 
 def _tool_frequencies(episodes: list[Episode]) -> dict[str, float]:

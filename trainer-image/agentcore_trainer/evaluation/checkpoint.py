@@ -13,29 +13,17 @@ from typing import Any
 from agentcore.api.training import GRPOConfig
 from agentcore.storage.checkpoints import CheckpointManager, checkpoint_prefix, pick_checkpoint
 from agentcore.storage.objectstore import ObjectStore
-from agentcore_trainer.algorithm.trainer import TrainerState
-from agentcore_trainer.evaluation.metrics import evaluate_against_baseline
-from agentcore_trainer.policies.builtin import builtin_policy
-from agentcore_trainer.runtime.run import MAX_EVAL_QUERIES, reward_spec
+from agentcore_trainer.runtime.backends import RunShape, evaluate_against_initial, make_backend
+from agentcore_trainer.runtime.run import MAX_EVAL_QUERIES
 
 
 def evaluate_state(
     state_blob: bytes, checkpoint_id: str, config: GRPOConfig, queries: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The spec's training.evaluate result body (without job_id) for one saved trainer state."""
-    state = TrainerState.from_bytes(state_blob)
-    policy, baseline = builtin_policy(), builtin_policy()
-    policy.load_state_dict(state.policy)
-    baseline.load_state_dict(state.reference)
     started = time.monotonic()
-    body = evaluate_against_baseline(
-        policy,
-        baseline,
-        queries[:MAX_EVAL_QUERIES],
-        max_steps=config.max_steps_per_trajectory,
-        rewards=reward_spec(config),
-        gamma=config.gamma,
-    )
+    backend = make_backend(RunShape(config, queries or [{"query": "-"}], seed=0), state_blob)
+    body, _ = evaluate_against_initial(backend, queries[:MAX_EVAL_QUERIES])
     comparison = body["baseline_comparison"]
     return {
         "checkpoint_id": checkpoint_id,

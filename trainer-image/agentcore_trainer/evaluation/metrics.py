@@ -13,15 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from agentcore_trainer.environments.rollout import Episode, rollout
+from agentcore_trainer.environments.rollout import rollout
 from agentcore_trainer.environments.tooluse import EnvFactory, ToolUseEnvironment
 from agentcore_trainer.policies.builtin import Policy
-from agentcore_trainer.rewards import RewardSpec, score_trajectory
+from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
 
 FloatArray = NDArray[np.float64]
 
@@ -70,6 +70,20 @@ def evaluate(
     spec = rewards or RewardSpec.default()
     episodes = rollout(policy, env_factory, queries, max_steps, np.random.default_rng(seed), greedy=greedy)
     results = [score_trajectory(ep.view(), ep.expected_outcome, spec, gamma) for ep in episodes]
+    return evaluation_result(episodes, results)
+
+
+class Evaluated(Protocol):
+    """An evaluated trajectory: a built-in episode or an LLM conversation."""
+
+    steps: list[dict[str, Any]]
+
+    @property
+    def expected_outcome(self) -> Mapping[str, Any]: ...
+
+
+def evaluation_result(episodes: Sequence[Evaluated], results: Sequence[RewardResult]) -> EvaluationResult:
+    """Aggregate scored trajectories (one per query, in order) into an EvaluationResult."""
     successes = np.array([r.success for r in results], dtype=bool)
     reward_arr = np.array([r.reward for r in results], dtype=np.float64)
     accuracies = [_tool_accuracy(ep) for ep in episodes]
@@ -78,14 +92,14 @@ def evaluate(
     return EvaluationResult(
         success_rate=float(successes.sum() / n),
         avg_reward=float(reward_arr.sum() / n),
-        avg_steps=float(sum(len(ep.actions) for ep in episodes) / n),
+        avg_steps=float(sum(len(ep.steps) for ep in episodes) / n),
         tool_accuracy=float(np.mean(known)) if known else None,
         successes=successes,
         rewards=reward_arr,
     )
 
 
-def _tool_accuracy(episode: Episode) -> float | None:
+def _tool_accuracy(episode: Evaluated) -> float | None:
     required = episode.expected_outcome.get("tool_sequence")
     if required is None:
         return None
@@ -171,9 +185,14 @@ def evaluate_against_baseline(
     kwargs: dict[str, Any] = {"max_steps": max_steps, "rewards": rewards, "gamma": gamma, "seed": seed}
     trained = evaluate(policy, queries, env_factory, **kwargs)
     baseline = evaluate(baseline_policy, queries, env_factory, **kwargs)
+    return comparison_body(trained, baseline, seed=seed)
+
+
+def comparison_body(trained: EvaluationResult, baseline: EvaluationResult, seed: int = 0) -> dict[str, Any]:
+    """The body of a training.evaluate result from two evaluations on the same queries."""
     return {
         "metrics": trained.metrics(),
         "baseline_metrics": baseline.metrics(),
         "baseline_comparison": baseline_comparison(trained, baseline, seed=seed),
-        "queries_evaluated": len(queries),
+        "queries_evaluated": int(trained.successes.size),
     }

@@ -17,24 +17,26 @@ import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from agentcore.api.common import format_money, parse_money
-from agentcore.api.training import GRPOConfig, TrainerState
-from agentcore.cost import DEFAULT_PRICES, CostMeter, Price, estimate_iteration_cost, money
+from agentcore.api.training import GRPOConfig, PolicyBackend, TrainerState
+from agentcore.cost import DEFAULT_PRICES, CostMeter, compute_cost, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
 from agentcore.storage.trajectories import TrajectoryRepository
-from agentcore_trainer.algorithm import grpo
-from agentcore_trainer.algorithm.grpo import AlgoConfig
-from agentcore_trainer.algorithm.trainer import Trainer
-from agentcore_trainer.algorithm.trainer import TrainerState as PolicyState
-from agentcore_trainer.evaluation.metrics import evaluate, evaluate_against_baseline
-from agentcore_trainer.rewards import RewardSpec
+from agentcore_trainer.runtime.backends import (
+    Backend,
+    RunShape,
+    Usage,
+    evaluate_against_initial,
+    make_backend,
+)
 from agentcore_trainer.runtime.budget import BudgetGuard
 from agentcore_trainer.runtime.reporting import StatusSink
 
 log = logging.getLogger("agentcore.trainer")
 MAX_EVAL_QUERIES = 200
+DEFAULT_PRICE = DEFAULT_PRICES["builtin-cpu"]  # replaced by the backend's price at start
 EXIT_CODES = {
     TrainerState.COMPLETED: 0,
     TrainerState.BUDGET_EXCEEDED: 0,
@@ -59,27 +61,6 @@ class RunInputs:
     evaluation: list[dict[str, Any]] = field(default_factory=list)
 
 
-def algo_config(config: GRPOConfig) -> AlgoConfig:
-    return AlgoConfig(
-        learning_rate=config.learning_rate,
-        epsilon_low=config.epsilon_low,
-        epsilon_high=config.epsilon_high,
-        beta=config.beta,
-        num_inner_iterations=config.num_inner_iterations,
-        scale_rewards=cast(grpo.ScaleRewards, config.scale_rewards.value),
-        loss_type=cast(grpo.LossType, config.loss_type.value),
-        max_grad_norm=config.max_grad_norm,
-        gamma=config.gamma,
-    )
-
-
-def reward_spec(config: GRPOConfig) -> RewardSpec:
-    functions = config.reward_functions or []
-    if not functions:
-        return RewardSpec.default()
-    return RewardSpec.from_entry_points([f.entry_point for f in functions], [f.weight for f in functions])
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -97,17 +78,15 @@ class TrainingRun:
         checkpoints: CheckpointManager,
         sink: StatusSink,
         stop: asyncio.Event,
-        price: Price = DEFAULT_PRICES["builtin-cpu"],
     ) -> None:
         self.ident, self.inputs, self.repo = ident, inputs, repo
         self.checkpoints, self.sink, self.stop = checkpoints, sink, stop
         cfg = inputs.config
-        self.meter = CostMeter(price)
+        self.meter = CostMeter(DEFAULT_PRICE)
         self.guard = BudgetGuard(
             cfg.max_budget_usd, estimate_iteration_cost(cfg.batch_size, cfg.n_trajectories_per_query)
         )
-        self.rewards = reward_spec(cfg)
-        self.trainer: Trainer | None = None
+        self.trainer: Backend | None = None
         self.last_checkpoint: CheckpointInfo | None = None
         self.validation: float | None = None
         self._iteration_seconds: list[float] = []
@@ -128,39 +107,32 @@ class TrainingRun:
         await self._finish(trainer, outcome)
         return outcome
 
-    async def _start(self) -> Trainer:
+    async def _start(self) -> Backend:
         cfg = self.inputs.config
         resumed = await asyncio.to_thread(self.checkpoints.latest_valid)
-        state = None
+        blob = None
         if resumed is not None:
             info, blob = resumed
-            state = PolicyState.from_bytes(blob)
             self.meter.total = Decimal(info.cost_usd)
             self.guard.warned = set(info.extra.get("budget_warnings", []))
             self.validation = info.validation_score
             self.last_checkpoint = info
             log.info("resuming from checkpoint %s at iteration %d", info.id, info.iteration)
         seed = cfg.seed if cfg.seed is not None else int(self.ident.job_id.replace("-", "")[:8], 16)
-        self.trainer = Trainer(
-            self.inputs.training,
-            algo_config(cfg),
-            batch_size=cfg.batch_size,
-            group_size=cfg.n_trajectories_per_query,
-            max_steps=cfg.max_steps_per_trajectory,
-            seed=seed,
-            rewards=self.rewards,
-            state=state,
-            run_id=self.ident.job_id,
-        )
+        shape = RunShape(cfg, self.inputs.training, seed, self.ident.job_id, self.ident.namespace)
+        # Loading a language model takes seconds to minutes: off the event loop (signals still work).
+        self.trainer = await asyncio.to_thread(make_backend, shape, blob)
+        self.meter.price = self.trainer.price
         await self._report(self.trainer, {"trainer": self._trainer_report(TrainerState.RUNNING)})
         return self.trainer
 
-    async def _iteration(self, trainer: Trainer) -> None:
+    async def _iteration(self, trainer: Backend) -> None:
         cfg = self.inputs.config
         started = time.monotonic()
         report = await asyncio.to_thread(trainer.step)  # CPU-bound: keep the loop free for signals
+        device = compute_cost(report.metrics.get("compute_seconds", 0.0), trainer.device_price_per_hour)
         iteration_cost = self.meter.add(
-            int(report.metrics["input_tokens"]), int(report.metrics["output_tokens"])
+            int(report.metrics["input_tokens"]), int(report.metrics["output_tokens"]), device
         )
         self.guard.record(iteration_cost)
         await self.repo.add_batch(
@@ -173,7 +145,7 @@ class TrainingRun:
             await self._checkpoint(trainer)
         await self._report(trainer, self._progress(trainer, report.metrics))
 
-    async def _finish(self, trainer: Trainer, outcome: TrainerState) -> None:
+    async def _finish(self, trainer: Backend, outcome: TrainerState) -> None:
         if self.last_checkpoint is None or self.last_checkpoint.iteration != trainer.iteration:
             await self._checkpoint(trainer)
         status: dict[str, Any] = {"trainer": self._trainer_report(outcome)}
@@ -214,48 +186,46 @@ class TrainingRun:
             for k, rec in enumerate(records)
         ]
 
-    async def _checkpoint(self, trainer: Trainer) -> None:
-        blob = trainer.state().to_bytes()
+    async def _checkpoint(self, trainer: Backend) -> None:
+        blob = await asyncio.to_thread(trainer.checkpoint)
         extra = {
             "budget_warnings": sorted(self.guard.warned),
             "trajectories_generated": trainer.counters.get("trajectories_generated", 0),
         }
+        suffix = ".zip" if self.inputs.config.policy.backend == PolicyBackend.TRANSFORMERS else ".npz"
         self.last_checkpoint = await asyncio.to_thread(
-            self.checkpoints.save, blob, trainer.iteration, str(self.meter.total), self.validation, extra
+            self.checkpoints.save,
+            blob,
+            trainer.iteration,
+            str(self.meter.total),
+            self.validation,
+            extra,
+            suffix,
         )
 
     def _eval_queries(self) -> list[dict[str, Any]]:
         return self.inputs.evaluation[:MAX_EVAL_QUERIES]
 
-    def _validation_accuracy(self, trainer: Trainer) -> float:
-        cfg = self.inputs.config
-        result = evaluate(
-            trainer.policy,
-            self._eval_queries(),
-            max_steps=cfg.max_steps_per_trajectory,
-            rewards=self.rewards,
-            gamma=cfg.gamma,
-        )
+    def _meter(self, usage: Usage) -> None:
+        """Evaluation rollouts cost tokens too (counted against the budget like training ones)."""
+        self.guard.record(self.meter.add(usage.input_tokens, usage.output_tokens))
+
+    def _validation_accuracy(self, trainer: Backend) -> float:
+        result, usage = trainer.evaluate(self._eval_queries())
+        self._meter(usage)
         return float(result.success_rate)
 
-    def _final_evaluation(self, trainer: Trainer) -> dict[str, Any]:
-        cfg = self.inputs.config
+    def _final_evaluation(self, trainer: Backend) -> dict[str, Any]:
         started = time.monotonic()
-        body = evaluate_against_baseline(
-            trainer.policy,
-            trainer.reference,
-            self._eval_queries(),
-            max_steps=cfg.max_steps_per_trajectory,
-            rewards=self.rewards,
-            gamma=cfg.gamma,
-        )
+        body, usage = evaluate_against_initial(trainer, self._eval_queries())
+        self._meter(usage)
         return evaluation_status(
             body,
             self.last_checkpoint.id if self.last_checkpoint else None,
             int((time.monotonic() - started) * 1000),
         )
 
-    def _progress(self, trainer: Trainer, metrics: dict[str, float]) -> dict[str, Any]:
+    def _progress(self, trainer: Backend, metrics: dict[str, float]) -> dict[str, Any]:
         cfg = self.inputs.config
         status: dict[str, Any] = {
             "currentIteration": trainer.iteration,
@@ -291,7 +261,7 @@ class TrainingRun:
             report["message"] = message[:4000]
         return report
 
-    async def _report(self, trainer: Trainer, status: dict[str, Any]) -> None:
+    async def _report(self, trainer: Backend, status: dict[str, Any]) -> None:
         manifests = await asyncio.to_thread(self.checkpoints.manifests)
         status["checkpoints"] = [c.to_status() for c in manifests]
         best = max(
@@ -307,7 +277,7 @@ class TrainingRun:
         await self.sink.report({"trainer": self._trainer_report(TrainerState.FAILED, error)})
 
 
-def _metrics(metrics: dict[str, float], trainer: Trainer, validation: float | None) -> dict[str, Any]:
+def _metrics(metrics: dict[str, float], trainer: Backend, validation: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "trainLoss": _finite(metrics.get("train_loss", 0.0)),
         "avgReward": _finite(metrics.get("avg_reward", 0.0)),

@@ -8,7 +8,7 @@ from agentcore.storage.objectstore import LocalObjectStore
 from agentcore_trainer.algorithm.trainer import Trainer
 from agentcore_trainer.datasets import generate
 from agentcore_trainer.evaluation.checkpoint import evaluate_checkpoint
-from agentcore_trainer.runtime.run import algo_config
+from agentcore_trainer.runtime.backends import algo_config
 
 
 def test_evaluates_best_or_named_checkpoint(tmp_path):

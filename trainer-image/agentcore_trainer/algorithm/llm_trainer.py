@@ -1,0 +1,305 @@
+"""The GRPO loop for a language-model policy: conversations → rewards → token-level update.
+
+The same iteration as `trainer.Trainer` (batch choice, group advantages, μ inner passes, gradient
+clipping, deterministic trajectory ids), with `token_grpo` as the loss and torch's Adam. Every
+turn is a (prompt, completion) pair; micro-batches of `micro_batch_size` pairs accumulate
+gradients, so memory is bounded by the micro-batch, not the batch.
+
+Randomness: the batch choice and a per-iteration sampling seed come from one numpy Generator whose
+state is checkpointed, so a resumed run draws the same batches and seeds as an uninterrupted one.
+
+A checkpoint is a zip that *is* a PEFT adapter directory (``adapter_config.json`` and
+``adapter_model.safetensors``, what `PeftModel.from_pretrained` reads) plus ``trainer_state.json``
+and ``optimizer.safetensors`` for resuming. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from agentcore_trainer.algorithm.grpo import AlgoConfig, group_advantages
+from agentcore_trainer.algorithm.token_grpo import LossParts, token_loss, token_weights
+from agentcore_trainer.algorithm.trainer import IterationReport, trajectory_records
+from agentcore_trainer.environments.conversation import Conversation, converse
+from agentcore_trainer.environments.rollout import Clock, utc_now
+from agentcore_trainer.environments.toolcalls import Toolbox
+from agentcore_trainer.evaluation.metrics import EvaluationResult, evaluation_result
+from agentcore_trainer.policies.causal_lm import CausalLMPolicy
+from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
+
+STATE_FORMAT = 1
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+FULL_WEIGHTS = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One turn of one trajectory, as the loss sees it."""
+
+    trajectory: int
+    prompt: list[int]
+    completion: list[int]
+    offset: int  # index of the first completion token within the trajectory's tokens
+
+
+class LLMTrainer:
+    """Step-wise GRPO over a causal LM; the runtime drives it like `trainer.Trainer`."""
+
+    def __init__(
+        self,
+        queries: Sequence[Mapping[str, Any]],
+        config: AlgoConfig,
+        *,
+        policy: CausalLMPolicy,
+        toolbox: Toolbox,
+        batch_size: int,
+        group_size: int,
+        max_steps: int,
+        seed: int,
+        rewards: RewardSpec | None = None,
+        state: bytes | None = None,
+        run_id: str = "",
+        clock: Clock = utc_now,
+    ) -> None:
+        if not queries or batch_size < 1 or group_size < 1 or max_steps < 1:
+            raise ValueError("need queries, batch_size >= 1, group_size >= 1 and max_steps >= 1")
+        self.queries, self.config, self.policy, self.toolbox = list(queries), config, policy, toolbox
+        self.batch_size, self.group_size, self.max_steps = batch_size, group_size, max_steps
+        self.rewards, self.run_id, self.clock = rewards or RewardSpec.default(), run_id, clock
+        self.optimizer = torch.optim.Adam(
+            policy.trainable_parameters(), lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
+        )  # fmt: skip
+        self.rng = np.random.default_rng(seed)
+        self.iteration = 0
+        self.counters = {"trajectories_generated": 0, "input_tokens_total": 0, "output_tokens_total": 0,
+                         "reward_failures": 0}  # fmt: skip
+        if state is not None:
+            self.load_checkpoint(state)
+
+    # -- one iteration -----------------------------------------------------------------------------
+
+    def step(self) -> IterationReport:
+        started = time.perf_counter()
+        picked = self._pick_batch()
+        batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
+        torch.manual_seed(int(self.rng.integers(2**31)))
+        convs = converse(self.policy, self.toolbox, batch, self.max_steps, clock=self.clock)
+        results = [
+            score_trajectory(c.view(), c.expected_outcome, self.rewards, self.config.gamma) for c in convs
+        ]
+        shape = (len(picked), self.group_size)
+        rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
+        valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        adv = group_advantages(rewards, self.config.scale_rewards, valid)
+        update = self._update(convs, adv.advantages.ravel(), valid.ravel())
+        self.iteration += 1
+        metrics = self._metrics(convs, results, rewards[valid], update, adv.frac_reward_zero_std)
+        metrics["compute_seconds"] = time.perf_counter() - started
+        records = trajectory_records(
+            convs, results, adv.normalized.ravel(), adv.advantages.ravel(),
+            run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
+        )  # fmt: skip
+        return IterationReport(self.iteration, metrics, records, self)  # type: ignore[arg-type]
+
+    def _pick_batch(self) -> list[int]:
+        n = len(self.queries)
+        return [int(i) for i in self.rng.choice(n, size=self.batch_size, replace=self.batch_size > n)]
+
+    def _segments(self, convs: Sequence[Conversation]) -> list[Segment]:
+        segments = []
+        for k, conv in enumerate(convs):
+            offset = 0
+            for turn in conv.turns:
+                if turn.completion:
+                    segments.append(Segment(k, turn.prompt, turn.completion, offset))
+                    offset += len(turn.completion)
+        return segments
+
+    def _update(
+        self, convs: Sequence[Conversation], advantages: np.ndarray, valid: np.ndarray
+    ) -> dict[str, float]:
+        segments = self._segments(convs)
+        max_len = self.max_steps * self.policy.config.max_new_tokens
+        weights = token_weights(
+            [c.completion_tokens for c in convs], list(valid), self.config.loss_type, max_len
+        )
+        micro = self.policy.config.micro_batch_size
+        batches = [segments[i : i + micro] for i in range(0, len(segments), micro)]
+        fixed = [self._fixed_inputs(mb, weights, advantages) for mb in batches]
+        sums: Counter[str] = Counter()
+        for _ in range(self.config.num_inner_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            parts = [self._backward(mb, inputs) for mb, inputs in zip(batches, fixed, strict=True)]
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.policy.trainable_parameters(), self.config.max_grad_norm
+            )
+            self.optimizer.step()
+            sums.update({**_loss_metrics(parts), "grad_norm": float(norm)})
+        return {k: v / self.config.num_inner_iterations for k, v in sums.items()}
+
+    def _fixed_inputs(
+        self, batch: Sequence[Segment], weights: list[np.ndarray], advantages: np.ndarray
+    ) -> dict[str, torch.Tensor | None]:
+        """logπold (only when μ > 1: otherwise it equals logπθ), logπref, advantages and weights."""
+        prompts, completions = [s.prompt for s in batch], [s.completion for s in batch]
+        with torch.no_grad():
+            old = (
+                torch.cat(self.policy.token_logprobs(prompts, completions))
+                if self.config.num_inner_iterations > 1
+                else None
+            )
+            ref = (
+                torch.cat(self.policy.token_logprobs(prompts, completions, reference=True))
+                if self.config.beta
+                else None
+            )
+        adv = np.concatenate([np.full(len(s.completion), advantages[s.trajectory]) for s in batch])
+        w = np.concatenate([weights[s.trajectory][s.offset : s.offset + len(s.completion)] for s in batch])
+        device = self.policy.device
+        return {"old": old, "ref": ref, "adv": torch.tensor(adv, dtype=torch.float32, device=device),
+                "w": torch.tensor(w, dtype=torch.float32, device=device)}  # fmt: skip
+
+    def _backward(self, batch: Sequence[Segment], inputs: dict[str, torch.Tensor | None]) -> LossParts:
+        self.policy.model.train()
+        logp = torch.cat(self.policy.token_logprobs([s.prompt for s in batch], [s.completion for s in batch]))
+        self.policy.model.eval()
+        old = inputs["old"] if inputs["old"] is not None else logp.detach()
+        adv, w = inputs["adv"], inputs["w"]
+        assert adv is not None and w is not None
+        parts = token_loss(logp, old, inputs["ref"], adv, w, self.config)
+        parts.loss.backward()
+        return parts
+
+    # -- reporting -----------------------------------------------------------------------------------
+
+    def _metrics(
+        self,
+        convs: list[Conversation],
+        results: list[RewardResult],
+        valid_rewards: np.ndarray,
+        update: dict[str, float],
+        frac_zero_std: float,
+    ) -> dict[str, float]:
+        n = len(convs)
+        input_tokens = sum(c.input_tokens for c in convs)
+        output_tokens = sum(c.output_tokens for c in convs)
+        failures = sum(r.failed for r in results)
+        self.counters["trajectories_generated"] += n
+        self.counters["input_tokens_total"] += input_tokens
+        self.counters["output_tokens_total"] += output_tokens
+        self.counters["reward_failures"] += failures
+        calls = [s for c in convs for s in c.steps if s["action"]["tool"] != "answer"]
+        return {
+            "iteration": float(self.iteration),
+            "avg_reward": float(valid_rewards.mean()) if valid_rewards.size else 0.0,
+            "reward_std": float(valid_rewards.std()) if valid_rewards.size else 0.0,
+            "success_rate": sum(r.success for r in results) / n,
+            "frac_reward_zero_std": frac_zero_std,
+            "clip_ratio": update.get("clip_ratio/region_mean", 0.0),
+            "avg_steps": sum(len(c.steps) for c in convs) / n,
+            "trajectories": float(n),
+            "reward_failures": float(failures),
+            "input_tokens": float(input_tokens),
+            "output_tokens": float(output_tokens),
+            "valid_tool_call_fraction": sum("error" not in s["result"] for s in calls) / max(len(calls), 1),
+            "answered_fraction": sum(c.final_answer is not None for c in convs) / n,
+            **{k: float(v) for k, v in update.items()},
+            **{k: float(v) for k, v in self.counters.items()},
+        }
+
+    # -- evaluation ----------------------------------------------------------------------------------
+
+    def evaluate(
+        self, queries: Sequence[Mapping[str, Any]], *, adapter: bool = True
+    ) -> tuple[EvaluationResult, int, int]:
+        """Greedy conversations on `queries`; also returns the (input, output) tokens they used."""
+        convs = converse(self.policy, self.toolbox, queries, self.max_steps, greedy=True, adapter=adapter)
+        results = [
+            score_trajectory(c.view(), c.expected_outcome, self.rewards, self.config.gamma) for c in convs
+        ]
+        usage = (sum(c.input_tokens for c in convs), sum(c.output_tokens for c in convs))
+        return evaluation_result(convs, results), *usage
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        weights = self.policy.trainable_state()
+        adapter_config = self.policy.adapter_config()
+        optimizer = self.optimizer.state_dict()
+        tensors: dict[str, torch.Tensor] = {}
+        steps: dict[str, float] = {}
+        for index, entry in optimizer["state"].items():
+            tensors[f"{index}.exp_avg"] = entry["exp_avg"].detach().cpu().contiguous()
+            tensors[f"{index}.exp_avg_sq"] = entry["exp_avg_sq"].detach().cpu().contiguous()
+            steps[str(index)] = float(entry["step"])
+        meta = {"format": STATE_FORMAT, "iteration": self.iteration, "counters": self.counters,
+                "rng": json.loads(json.dumps(self.rng.bit_generator.state)), "optimizer_steps": steps,
+                "param_groups": optimizer["param_groups"]}  # fmt: skip
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            if adapter_config is not None:
+                zf.writestr(ADAPTER_CONFIG, json.dumps(adapter_config, indent=2, sort_keys=True))
+            zf.writestr(
+                ADAPTER_WEIGHTS if adapter_config is not None else FULL_WEIGHTS, save_tensors(weights)
+            )
+            zf.writestr("optimizer.safetensors", save_tensors(tensors) if tensors else b"")
+            zf.writestr("trainer_state.json", json.dumps(meta, sort_keys=True))
+        return buf.getvalue()
+
+    def load_checkpoint(self, blob: bytes) -> None:
+        try:
+            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                meta = json.loads(zf.read("trainer_state.json"))
+                name = ADAPTER_WEIGHTS if ADAPTER_WEIGHTS in zf.namelist() else FULL_WEIGHTS
+                weights = load_tensors(zf.read(name))
+                raw = zf.read("optimizer.safetensors")
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            raise ValueError(f"not an LLM trainer checkpoint: {exc}") from exc
+        if meta.get("format") != STATE_FORMAT:
+            raise ValueError(f"unsupported LLM trainer state format {meta.get('format')!r}")
+        self.policy.load_trainable_state(weights)
+        self._load_optimizer(load_tensors(raw) if raw else {}, meta)
+        self.rng.bit_generator.state = meta["rng"]
+        self.iteration = int(meta["iteration"])
+        self.counters.update({k: int(v) for k, v in meta["counters"].items()})
+
+    def _load_optimizer(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        device = self.policy.device
+        state = {
+            int(index): {
+                "step": torch.tensor(step),
+                "exp_avg": tensors[f"{index}.exp_avg"].to(device),
+                "exp_avg_sq": tensors[f"{index}.exp_avg_sq"].to(device),
+            }
+            for index, step in meta["optimizer_steps"].items()
+        }
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _loss_metrics(parts: Sequence[LossParts]) -> dict[str, float]:
+    tokens = max(sum(p.tokens for p in parts), 1)
+    low, high = sum(p.clipped_low for p in parts), sum(p.clipped_high for p in parts)
+    loss = sum(p.policy_loss for p in parts)
+    return {
+        "policy_loss": loss,
+        "train_loss": loss,
+        "kl": sum(p.kl_sum for p in parts) / tokens,
+        "clip_ratio/low_mean": low / tokens,
+        "clip_ratio/high_mean": high / tokens,
+        "clip_ratio/region_mean": (low + high) / tokens,
+        "ratio_mean": sum(p.ratio_sum for p in parts) / tokens,
+    }

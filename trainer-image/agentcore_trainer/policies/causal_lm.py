@@ -1,0 +1,225 @@
+"""A Hugging Face causal language model as the policy, trained through a LoRA adapter (peft).
+
+The reference policy of the KL term is the same model with the adapter disabled
+(`peft`'s ``disable_adapter()``), so there is no second copy in memory or in checkpoints; only full
+fine-tuning keeps a frozen copy, and only when beta > 0.
+
+Sampling and log-probabilities use the same temperature: the loss's logπ is the tempered
+distribution the tokens were drawn from (TRL does the same). Everything here is synchronous torch
+work; the runtime calls it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from agentcore.api.training import Device, DType, PolicyConfig
+from agentcore_trainer.policies.weights import LocalModel, converted
+
+log = logging.getLogger("agentcore.trainer")
+_DTYPES = {DType.FLOAT32: torch.float32, DType.BFLOAT16: torch.bfloat16, DType.FLOAT16: torch.float16}
+Messages = Sequence[dict[str, str]]
+
+
+def load_pretrained(model: LocalModel, dtype: str | torch.dtype) -> tuple[PreTrainedTokenizerBase, Any]:
+    """Tokenizer and model from a local directory (GGUF files are de-quantised by transformers)."""
+    hf_logging.disable_progress_bar()
+    kwargs: dict[str, Any] = {"gguf_file": model.gguf_file} if model.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(model.directory, **kwargs)
+    lm = AutoModelForCausalLM.from_pretrained(model.directory, dtype=dtype, **kwargs)
+    quantizer = getattr(lm, "hf_quantizer", None)
+    if quantizer is not None:
+        # A GGUF model is flagged as quantised although its weights are now plain floats; the flag
+        # makes transformers refuse training and saving, so drop it.
+        quantizer.remove_quantization_config(lm)
+    return tokenizer, lm
+
+
+def pick_device(device: Device) -> torch.device:
+    if device == Device.CUDA or (device == Device.AUTO and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: DType, device: torch.device) -> torch.dtype:
+    if dtype == DType.AUTO:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return _DTYPES[dtype]
+
+
+class CausalLMPolicy:
+    """Generation, tempered log-probabilities and the trainable state of one causal LM."""
+
+    def __init__(self, config: PolicyConfig, model: LocalModel, seed: int, *, keep_reference: bool) -> None:
+        self.config = config
+        self.device = pick_device(config.device)
+        dtype = pick_dtype(config.dtype, self.device)
+        torch.set_num_threads(max(1, int(os.environ.get("AGENTCORE_TORCH_THREADS", os.cpu_count() or 1))))
+        self.tokenizer, lm = load_pretrained(converted(model), dtype)
+        self.model_name = model.name
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.stop_ids = sorted({i for i in (self.tokenizer.eos_token_id, self._im_end()) if i is not None})
+        lm.to(self.device)
+        if config.gradient_checkpointing:
+            lm.gradient_checkpointing_enable()
+            lm.config.use_cache = False
+        adapter = config.adapter
+        torch.manual_seed(seed)  # LoRA's A matrices are random: the same seed, the same adapter
+        self.reference: Any = None
+        if adapter is not None:
+            peft_config = PeftLoraConfig(
+                r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+                target_modules=list(adapter.target_modules), task_type="CAUSAL_LM",
+            )  # fmt: skip
+            self.model: Any = get_peft_model(lm, peft_config)
+        else:
+            self.model = lm
+            if keep_reference:
+                self.reference = copy.deepcopy(lm).eval().requires_grad_(False)
+        self.model.eval()
+
+    def _im_end(self) -> int | None:
+        token_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        return token_id if isinstance(token_id, int) and token_id != self.tokenizer.unk_token_id else None
+
+    # -- text ----------------------------------------------------------------------------------------
+
+    def render(self, messages: Messages) -> list[int]:
+        """The prompt ids of a conversation, ending with the assistant's generation prompt."""
+        ids = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return [int(i) for i in (ids["input_ids"] if isinstance(ids, dict) else ids)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- sampling ------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: Sequence[Sequence[int]], *, greedy: bool, adapter: bool = True
+    ) -> list[list[int]]:
+        """One completion per prompt (batched, left-padded, with the KV cache), ending at a stop id.
+
+        The stop token is kept: the policy must learn to end its turn.
+        """
+        if not prompts:
+            return []
+        pad = int(self.tokenizer.pad_token_id)
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        sampling: dict[str, Any] = (
+            {"do_sample": False}
+            if greedy
+            else {
+                "do_sample": True,
+                "temperature": self.config.temperature,
+                "top_p": self.config.top_p,
+                "top_k": 0,
+            }
+        )
+        with self._adapter(adapter):
+            out = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                max_new_tokens=self.config.max_new_tokens, pad_token_id=pad,
+                eos_token_id=self.stop_ids, **sampling,
+            )  # fmt: skip
+        return [self._until_stop(row[width:].tolist()) for row in out.cpu()]
+
+    def _until_stop(self, tokens: list[int]) -> list[int]:
+        for k, token in enumerate(tokens):
+            if token in self.stop_ids:
+                return tokens[: k + 1]
+        return tokens
+
+    # -- log-probabilities -----------------------------------------------------------------------------
+
+    def token_logprobs(
+        self,
+        prompts: Sequence[Sequence[int]],
+        completions: Sequence[Sequence[int]],
+        *,
+        reference: bool = False,
+    ) -> list[torch.Tensor]:
+        """logπ(completion token | prefix) at the sampling temperature, one 1-D tensor per sequence.
+
+        Runs with autograd unless called under ``torch.no_grad()``; ``reference=True`` uses the
+        reference policy (adapter disabled, or the frozen copy).
+        """
+        pad = int(self.tokenizer.pad_token_id)
+        seqs = [list(p) + list(c) for p, c in zip(prompts, completions, strict=True)]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        model = self.reference if reference and self.reference is not None else self.model
+        context = self._adapter(False) if reference and self.reference is None else nullcontext()
+        with context:
+            logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
+        out = []
+        for row, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            start, n = len(prompt), len(completion)
+            targets = ids[row, start : start + n].to(self.device)
+            out.append(logp[row, start - 1 : start - 1 + n].gather(-1, targets[:, None]).squeeze(-1))
+        return out
+
+    @contextmanager
+    def _adapter(self, enabled: bool) -> Iterator[None]:
+        if enabled or not isinstance(self.model, PeftModel):
+            yield
+            return
+        with self.model.disable_adapter():
+            yield
+
+    # -- trainable state -------------------------------------------------------------------------------
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint keeps: the adapter's, or every weight under full fine-tuning."""
+        if isinstance(self.model, PeftModel):
+            state = get_peft_model_state_dict(self.model)
+        else:
+            state = self.model.state_dict()
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        if isinstance(self.model, PeftModel):
+            result = set_peft_model_state_dict(self.model, state)
+            missing = [k for k in getattr(result, "unexpected_keys", [])]
+            if missing:
+                raise ValueError(f"checkpoint adapter does not fit the model: unexpected keys {missing[:3]}")
+        else:
+            self.model.load_state_dict(state)
+
+    def adapter_config(self) -> dict[str, Any] | None:
+        """adapter_config.json of the PEFT adapter directory (None under full fine-tuning)."""
+        if not isinstance(self.model, PeftModel):
+            return None
+        config = self.model.peft_config["default"].to_dict()
+        config["base_model_name_or_path"] = self.model_name
+        return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
