@@ -182,7 +182,7 @@ class LoraConfig(CamelModel):
     """A LoRA adapter (Hu et al. 2021) trained instead of the model's own weights."""
 
     r: int = Field(default=16, ge=1, le=512, description="Rank of the LoRA update matrices.")
-    alpha: float = Field(default=32.0, gt=0.0, le=4096.0, description="LoRA scaling numerator (alpha / r).")
+    alpha: int = Field(default=32, ge=1, le=4096, description="LoRA scaling numerator (alpha / r).")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=lambda: list(DEFAULT_LORA_TARGETS),

@@ -35,10 +35,10 @@ from agentcore_trainer.rewards import load_entry_point
 ANSWER = "answer"  # the pseudo-tool a final reply is recorded as (built-in tool sequences end with it)
 _TOOL_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _BUILTIN_DESCRIPTIONS = {
-    "search": "Look up a number about the company named in the task (the company is read from the task).",
-    "calculator": "Arithmetic on the previous tool's number (if any) and the numbers in the task.",
-    "code_runner": "Run a reference program against the task's hidden tests.",
-    "file_reader": "Read a number from a file of the company named in the task.",
+    "search": "Look up a number about the company in the task.",
+    "calculator": "Apply the operation to the previous result and the numbers in the task.",
+    "code_runner": "Run a program on the task's tests.",
+    "file_reader": "Read a number from a file of the company in the task.",
 }
 DEFAULT_SYSTEM_PROMPT = (
     "You are an agent that solves tasks by calling tools. To call a tool, reply with exactly one "
@@ -60,9 +60,8 @@ class ToolSpec:
     parameters: dict[str, Any]
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAI/Hugging Face function-tool schema, as written into the system prompt."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": self.parameters}}  # fmt: skip
+        """The function schema (name, description, JSON-schema parameters) the prompt lists."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters}
 
 
 def builtin_specs() -> list[ToolSpec]:
@@ -135,7 +134,8 @@ class Toolbox:
         return [s.name for s in self.specs]
 
     def system_message(self) -> str:
-        schemas = "\n".join(json.dumps(s.schema(), sort_keys=True) for s in self.specs)
+        # Compact JSON: the schemas are in every prompt, and prompt tokens dominate the compute.
+        schemas = "\n".join(json.dumps(s.schema(), separators=(",", ":")) for s in self.specs)
         return f"{self.system_prompt}\n\nTools:\n{schemas}"
 
     def opening(self, query: str) -> list[dict[str, str]]:

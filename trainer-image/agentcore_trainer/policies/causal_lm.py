@@ -101,7 +101,8 @@ class CausalLMPolicy:
         ids = self.tokenizer.apply_chat_template(
             list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
         )
-        return [int(i) for i in (ids["input_ids"] if isinstance(ids, dict) else ids)]
+        tokens: Any = ids["input_ids"] if isinstance(ids, dict) else ids
+        return [int(i) for i in tokens]
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
@@ -122,12 +123,8 @@ class CausalLMPolicy:
         if not prompts:
             return []
         pad = int(self.tokenizer.pad_token_id)
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
+        ids, mask = self._left_padded(prompts)
+        width = ids.shape[1]
         sampling: dict[str, Any] = (
             {"do_sample": False}
             if greedy
@@ -166,25 +163,35 @@ class CausalLMPolicy:
         Runs with autograd unless called under ``torch.no_grad()``; ``reference=True`` uses the
         reference policy (adapter disabled, or the frozen copy).
         """
+        ids, mask = self._left_padded([list(p) + list(c) for p, c in zip(prompts, completions, strict=True)])
+        # Left padding puts every completion at the end of its row, so only the last `keep`
+        # positions need the vocabulary projection and softmax (most of a row is prompt).
+        keep = max(len(c) for c in completions) + 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        model = self.reference if reference and self.reference is not None else self.model
+        context = self._adapter(False) if reference and self.reference is None else nullcontext()
+        with context:
+            logits = model(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device), logits_to_keep=keep,
+            ).logits  # fmt: skip
+        logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
+        out = []
+        for row, completion in enumerate(completions):
+            n = len(completion)
+            targets = ids[row, ids.shape[1] - n :].to(self.device)
+            out.append(logp[row, keep - 1 - n : keep - 1].gather(-1, targets[:, None]).squeeze(-1))
+        return out
+
+    def _left_padded(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         pad = int(self.tokenizer.pad_token_id)
-        seqs = [list(p) + list(c) for p, c in zip(prompts, completions, strict=True)]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-        model = self.reference if reference and self.reference is not None else self.model
-        context = self._adapter(False) if reference and self.reference is None else nullcontext()
-        with context:
-            logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
-        out = []
-        for row, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            start, n = len(prompt), len(completion)
-            targets = ids[row, start : start + n].to(self.device)
-            out.append(logp[row, start - 1 : start - 1 + n].gather(-1, targets[:, None]).squeeze(-1))
-        return out
+            ids[row, width - len(seq) :] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
+        return ids, mask
 
     @contextmanager
     def _adapter(self, enabled: bool) -> Iterator[None]:
