@@ -34,8 +34,12 @@ def test_datasets_generate_to_stdout_and_files(tmp_path):
         == 0
     )
     train, evaluation = json.loads(out.read_text()), json.loads(held.read_text())
-    assert len(train) == 8 and len(evaluation) == 2
+    assert len(train) == 10 and len(evaluation) == 2  # train keeps N; held-out is N x 0.2 more
     assert not {q["query"] for q in train} & {q["query"] for q in evaluation}
+    held_out = json.loads(
+        run("datasets", "generate", "--n", "2", "--seed", "3", "--split", "held-out").stdout
+    )
+    assert held_out == evaluation
 
 
 def test_trainer_rejects_a_bad_config_naming_the_field(tmp_path):

@@ -5,6 +5,7 @@ generate`. Only argparse at import time: the console script builds every parser 
 from __future__ import annotations
 
 import argparse
+from typing import cast
 
 
 def _run_trainer(args: argparse.Namespace) -> int:
@@ -14,9 +15,10 @@ def _run_trainer(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from agentcore_trainer.datasets import write_dataset
+    from agentcore_trainer.datasets import Split, write_dataset
 
-    write_dataset(args.n, args.seed, args.out, args.held_out, args.held_out_fraction)
+    split = cast(Split, args.split.replace("-", "_"))  # argparse choices: train | held-out
+    write_dataset(args.n, args.seed, args.out, args.held_out, args.held_out_fraction, split)
     return 0
 
 
@@ -34,10 +36,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument("--out", default=None, help="file (default: stdout)")
     gen.add_argument(
+        "--split",
+        choices=("train", "held-out"),
+        default="train",
+        help="held-out: unseen entities, numbers, chain combinations and templates (default: train)",
+    )
+    gen.add_argument(
         "--held-out",
         default=None,
         metavar="FILE",
-        help="also split off a held-out evaluation set into FILE (see --held-out-fraction)",
+        help="also write a duplicate-free held-out set of N x --held-out-fraction queries to FILE",
     )
     gen.add_argument("--held-out-fraction", type=float, default=0.2)
     gen.set_defaults(func=_generate)

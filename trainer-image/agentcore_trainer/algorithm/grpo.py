@@ -28,11 +28,11 @@ TIE_TOL = 1e-12  # rewards closer than this count as a tie: the group carries no
 class AlgoConfig:
     """The algorithm knobs of GRPOConfig that the math needs (the glue maps one to the other).
 
-    `learning_rate` is the Adam step size as given; a policy may multiply it by its own
-    `learning_rate_scale` (the built-in CPU policy does, so the spec's LLM default 1e-4 works).
+    `learning_rate` is the Adam step size on the policy's parameters, as given, for every policy;
+    the default is the built-in policy's (`policies.builtin.DEFAULT_LEARNING_RATE`).
     """
 
-    learning_rate: float = 1e-4
+    learning_rate: float = 0.03
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2
     beta: float = 0.04

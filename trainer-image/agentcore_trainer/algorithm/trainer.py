@@ -129,9 +129,10 @@ class Trainer:
         self.reference: Policy = self.policy.copy()  # frozen initial policy for the KL term
         self.env_factory, self.rewards = env_factory, rewards or RewardSpec.default()
         self.run_id, self.clock = run_id, clock
-        lr = config.learning_rate * self.policy.learning_rate_scale
         shape = self.policy.parameters().shape
-        self.optimizer = Adam(shape, lr, config.adam_beta1, config.adam_beta2, config.adam_eps)
+        self.optimizer = Adam(
+            shape, config.learning_rate, config.adam_beta1, config.adam_beta2, config.adam_eps
+        )
         self.rng = np.random.default_rng(seed)
         self.iteration = 0
         self.counters = {

@@ -43,11 +43,15 @@ TOOL_DURATION_MS: dict[str, float] = {
     "answer": 1.0,
 }
 # Names the search and file tools know about; the generator draws query subjects from this list.
+# Appending keeps every world_value: it hashes the name, not its position.
 ENTITIES: tuple[str, ...] = (
     "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Wonka",
     "Cyberdyne", "Soylent", "Tyrell", "Oscorp", "Aperture", "Gringotts", "Monarch", "Nakatomi",
     "Virtucon", "Massive", "Dunder",
+    # Held-out subjects: `datasets.generate(split="held_out")` draws only these, training never does.
+    "Krusty", "Rekall", "Weyland", "Yoyodyne", "Zorin", "Blamco", "Kwik", "Duff", "Sirius", "Prestige",
 )  # fmt: skip
+N_TRAIN_ENTITIES = 20  # ENTITIES[:20] are training subjects, the rest are held out
 ERROR_STEP_REWARD = -0.05  # a small per-step penalty for calls that fail (no entity, no operands)
 CHARS_PER_TOKEN = 4  # the usual rough English estimate; used for cost accounting later
 

@@ -1,4 +1,5 @@
-"""Evaluation of a policy on held-out queries, and a paired comparison with the initial policy.
+"""Evaluation of a policy on held-out queries, and paired comparisons with baselines (the initial
+policy, and for the built-in task the keyword heuristic in `policies/heuristic.py`).
 
 Significance: both policies run on the same queries, so the data are paired (McNemar 1947,
 Psychometrika 12:153).
@@ -196,3 +197,34 @@ def comparison_body(trained: EvaluationResult, baseline: EvaluationResult, seed:
         "baseline_comparison": baseline_comparison(trained, baseline, seed=seed),
         "queries_evaluated": int(trained.successes.size),
     }
+
+
+def evaluate_against_baselines(
+    policy: Policy,
+    baselines: Mapping[str, Policy],
+    queries: Sequence[Mapping[str, Any]],
+    env_factory: EnvFactory = ToolUseEnvironment,
+    *,
+    max_steps: int = 8,
+    rewards: RewardSpec | None = None,
+    gamma: float = 0.99,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """`policy` against each named baseline (e.g. "initial", "keyword_heuristic") on the same queries.
+
+    For every baseline: its metrics and `baseline_comparison(trained, baseline)`, i.e. the exact
+    McNemar test on per-query success of the trained policy against that baseline (two-sided, at
+    `alpha`), with the sign-flip permutation p-value on per-query rewards beside it.  Each
+    comparison is its own test: for a claim about all of them at once, compare p with alpha / k.
+    """
+    kwargs: dict[str, Any] = {"max_steps": max_steps, "rewards": rewards, "gamma": gamma, "seed": seed}
+    trained = evaluate(policy, queries, env_factory, **kwargs)
+    compared: dict[str, Any] = {}
+    for name, baseline_policy in baselines.items():
+        baseline = evaluate(baseline_policy, queries, env_factory, **kwargs)
+        compared[name] = {
+            "metrics": baseline.metrics(),
+            "comparison": baseline_comparison(trained, baseline, alpha=alpha, seed=seed),
+        }
+    return {"metrics": trained.metrics(), "baselines": compared, "queries_evaluated": len(queries)}

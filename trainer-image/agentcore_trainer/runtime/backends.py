@@ -18,6 +18,7 @@ from agentcore_trainer.algorithm import grpo
 from agentcore_trainer.algorithm.grpo import AlgoConfig
 from agentcore_trainer.algorithm.trainer import IterationReport, Trainer, TrainerState
 from agentcore_trainer.evaluation.metrics import EvaluationResult, comparison_body, evaluate
+from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE
 from agentcore_trainer.rewards import RewardSpec
 
 
@@ -61,9 +62,18 @@ class Backend(Protocol):
         ...
 
 
+# GRPOConfig.learning_rate when unset: it is the Adam step size for every backend, but the step
+# that suits a 17-way softmax over hashed features is not the one that suits LoRA weights.
+DEFAULT_LEARNING_RATES: dict[PolicyBackend, float] = {
+    PolicyBackend.BUILTIN: DEFAULT_LEARNING_RATE,  # see policies/builtin.py's docstring
+    PolicyBackend.TRANSFORMERS: 1e-4,  # the spec's value, a common LoRA fine-tuning step
+}
+
+
 def algo_config(config: GRPOConfig) -> AlgoConfig:
+    lr = config.learning_rate
     return AlgoConfig(
-        learning_rate=config.learning_rate,
+        learning_rate=DEFAULT_LEARNING_RATES[config.policy.backend] if lr is None else lr,
         epsilon_low=config.epsilon_low,
         epsilon_high=config.epsilon_high,
         beta=config.beta,

@@ -15,11 +15,13 @@ from agentcore_trainer.evaluation.metrics import (
     bootstrap_ci,
     evaluate,
     evaluate_against_baseline,
+    evaluate_against_baselines,
     mcnemar_exact,
     sign_flip_p_value,
     tool_accuracy,
 )
 from agentcore_trainer.policies.builtin import builtin_policy
+from agentcore_trainer.policies.heuristic import KeywordHeuristicPolicy
 
 
 def test_mcnemar_exact_against_hand_computed_values() -> None:
@@ -90,3 +92,15 @@ def test_evaluation_is_deterministic_for_a_seed() -> None:
     a = evaluate(builtin_policy(), queries, seed=3)
     b = evaluate(builtin_policy(), queries, seed=3)
     assert np.array_equal(a.rewards, b.rewards) and a.avg_steps == b.avg_steps
+
+
+def test_evaluate_against_each_baseline() -> None:
+    queries = generate(40, seed=4, split="held_out")
+    baselines = {"initial": builtin_policy(), "keyword_heuristic": KeywordHeuristicPolicy()}
+    body = evaluate_against_baselines(KeywordHeuristicPolicy(), baselines, queries, max_steps=6)
+    assert body["queries_evaluated"] == 40 and set(body["baselines"]) == set(baselines)
+    against_initial = body["baselines"]["initial"]["comparison"]
+    assert against_initial["test"] == "mcnemar_exact" and against_initial["statistically_significant"]
+    # Against itself: no discordant pair, so no evidence either way.
+    itself = body["baselines"]["keyword_heuristic"]["comparison"]
+    assert itself["p_value"] == 1.0 and itself["success_rate_improvement"] == 0.0

@@ -100,3 +100,38 @@ def test_copy_is_independent() -> None:
     clone = policy.copy()
     clone.weights += 1.0
     assert np.all(policy.weights == 0.0)
+
+
+@pytest.mark.parametrize("lr", [1e-3, 0.05])
+def test_one_adam_step_moves_every_logit_by_at_most_logit_scale_times_lr(lr: float) -> None:
+    """The parametrisation behind the learning-rate ranges in the module docstring: features are
+    c / n(s), so a step of lr on every weight moves a logit by at most c·lr for short and long
+    queries alike; and the trainer's optimizer uses the learning rate as given (no hidden scale)."""
+    from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig
+    from agentcore_trainer.algorithm.trainer import Trainer
+    from agentcore_trainer.datasets import generate
+
+    policy = builtin_policy()
+    enc = policy.encode(_observations())
+    before = policy.logits(enc)
+    adam = Adam(policy.parameters().shape, lr)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, len(ACTIONS), size=len(_observations()))
+    adam.step(policy.parameters(), policy.gradient(enc, actions, rng.standard_normal(actions.size)))
+    moved = np.abs(policy.logits(enc) - before).max(axis=1)
+    assert np.all(moved <= policy.logit_scale * lr * (1 + 1e-6)) and np.all(
+        moved > 0.1 * policy.logit_scale * lr
+    )
+    trainer = Trainer(generate(5, seed=1), AlgoConfig(learning_rate=lr), batch_size=1, group_size=2,
+                      max_steps=2, seed=0)  # fmt: skip
+    assert trainer.optimizer.lr == lr
+
+
+def test_an_unset_learning_rate_is_the_builtin_default_and_a_set_one_is_kept() -> None:
+    from agentcore.api.training import GRPOConfig
+    from agentcore_trainer.algorithm.grpo import AlgoConfig
+    from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE
+    from agentcore_trainer.runtime.backends import algo_config
+
+    assert algo_config(GRPOConfig()).learning_rate == DEFAULT_LEARNING_RATE == AlgoConfig().learning_rate
+    assert algo_config(GRPOConfig(learning_rate=0.0001)).learning_rate == 0.0001  # the spec's value
