@@ -50,7 +50,13 @@ from agentcore.exports.exporter import load_rule
 from agentcore.exports.queue import plan_queue
 from agentcore.exports.rules import BUILTIN_RULES, RULE_LABEL, RedactionRule, RuleError, rule_from_configmap
 from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings, key_from_ref
-from agentcore.exports.sources import NEEDS_TRAININGJOBS, SourceContext, SourceError, resolve_nodes
+from agentcore.exports.sources import (
+    NEEDS_TRAININGJOBS,
+    SourceContext,
+    SourceError,
+    parse_trainingjobs,
+    resolve_nodes,
+)
 from agentcore.exports.writers import ExportTooLarge
 from agentcore.kube.client import (
     CONFIGMAPS,
@@ -412,9 +418,10 @@ async def _preflight(deps: ExportDeps, namespace: str, req: views.CreateExportRe
     """Validate node ids and estimate the size before any work: EXPORT_TOO_LARGE is answered now.
     Returns the estimated row count (None when unknown)."""
     spec = ExportJobSpec(export_type=req.export_type, name=req.name, config=req.config)
-    ctx = SourceContext(namespace, spec, deps.engine)
-    if req.export_type in NEEDS_TRAININGJOBS:
-        ctx.trainingjobs = (await deps.kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", [])
+    listed = (
+        await deps.kube.list(TRAININGJOB_RESOURCE, namespace) if req.export_type in NEEDS_TRAININGJOBS else {}
+    )
+    ctx = SourceContext(namespace, spec, deps.engine, parse_trainingjobs(listed.get("items", [])))
     try:
         if req.export_type == ExportType.NODE_COMPARISON:
             resolve_nodes(ctx.jobs(), req.config.node_ids)
