@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentcore.auth.tokens import ANONYMOUS, Principal, TokenVerifier
 from agentcore.exports.audit import AuditLog
@@ -182,6 +183,7 @@ async def _dependencies(
         if settings.run_migrations:
             await upgrade(engine)
         repo = TrajectoryRepository(session_factory(engine))
+    _share_rate_limits(state, engine)
     if store is None and settings.object_store:
         store = await asyncio.to_thread(open_store, settings.object_store)
     owned_evaluator = None
@@ -216,6 +218,17 @@ async def _dependencies(
             owned_evaluator.close()
         if engine is not None:
             await engine.dispose()
+
+
+def _share_rate_limits(state: ApiState, engine: AsyncEngine | None) -> None:
+    """With ``rate_limit_store=postgresql`` the one limiter keeps its state in the database."""
+    if state.settings.rate_limit_store != "postgresql":
+        return
+    if engine is None:
+        raise ValueError("rate_limit_store=postgresql needs the server's own database (no injected repo)")
+    from agentcore.server.ratelimit_pg import PostgresRateLimitStore
+
+    state.limiter.store = PostgresRateLimitStore(engine)
 
 
 # --- the JSON-RPC endpoint ---------------------------------------------------------------------------

@@ -8,8 +8,8 @@ and yields exact X-RateLimit-Remaining / -Reset values and a retry-after.
 The API server owns one :class:`RateLimiter`; the JSON-RPC dispatcher (a bucket per method) and the
 Exports REST routes (a bucket per route) both count against it. Where the TATs live is a
 :class:`RateLimitStore`: :class:`MemoryRateLimitStore` keeps them per process, so with several
-replicas a caller gets up to ``replicas * limit``; a store shared by the replicas (a database
-table updated in one atomic statement) makes the limit global.
+replicas a caller gets up to ``replicas * limit``; :mod:`agentcore.server.ratelimit_pg` keeps
+them in PostgreSQL (one atomic statement per request), which makes the limit global.
 """
 
 from __future__ import annotations
