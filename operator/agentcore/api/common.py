@@ -7,12 +7,13 @@ One pydantic model serves both faces of the API: Kubernetes resources use the ca
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, NamedTuple, Self
+from typing import Annotated, Any, NamedTuple, Self, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -21,10 +22,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationError,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonDict
+
+log = logging.getLogger("agentcore.api")
 
 GROUP = "training.agentcore.io"
 VERSION = "v1alpha1"
@@ -109,6 +113,24 @@ class CamelModel(BaseModel):
     def to_api(self) -> dict[str, Any]:
         """JSON-ready dict with JSON-RPC / REST (snake_case) keys."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_listed(model: type[ModelT], items: Iterable[Mapping[str, Any]]) -> list[ModelT]:
+    """Listed resources as models. One the model rejects (written by a newer version, say) is
+    skipped with a warning rather than failing everything listed with it."""
+    parsed: list[ModelT] = []
+    for item in items:
+        try:
+            parsed.append(model.model_validate(item))
+        except ValidationError as exc:
+            meta = item.get("metadata") or {}
+            log.warning(
+                "skipping %s %s/%s: %s", item.get("kind"), meta.get("namespace"), meta.get("name"), exc
+            )
+    return parsed
 
 
 # --- money -------------------------------------------------------------------------------------

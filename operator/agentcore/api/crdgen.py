@@ -138,6 +138,9 @@ TRAINING_JOB = ResourceKind(
     printer_columns=(
         _column("Phase", "string", ".status.phase", "Lifecycle phase."),
         _column("Progress", "number", ".status.progressPercent", "Percent of iterations completed."),
+        # The exact decimal string (e.g. 0.0954732): a printer column is a bare JSONPath, with no
+        # rounding or formatting, and costUsd itself must stay exact (it is compared with the
+        # budget), so the column shows what the trainer metered.
         _column("Cost", "string", ".status.costUsd", "Cost so far in USD."),
         _AGE,
         _column("Agent", "string", ".spec.agentId", "Agent being trained.", priority=1),

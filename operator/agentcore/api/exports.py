@@ -7,13 +7,12 @@ endpoint, the CRD enum and the export writers share it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from agentcore.api import labels
 from agentcore.api.common import (
@@ -26,9 +25,8 @@ from agentcore.api.common import (
     Phase,
     Timestamp,
     cel_rules,
+    parse_listed,
 )
-
-log = logging.getLogger("agentcore.api.exports")
 
 KIND = "ExportJob"
 PLURAL = "exportjobs"
@@ -415,13 +413,5 @@ class ExportJob(CamelModel):
 
 
 def parse_exportjobs(items: Iterable[Mapping[str, Any]]) -> list[ExportJob]:
-    """Listed ExportJob resources as models. One the model rejects (written by a newer version,
-    say) is skipped with a warning rather than failing everything listed with it."""
-    parsed: list[ExportJob] = []
-    for item in items:
-        try:
-            parsed.append(ExportJob.model_validate(item))
-        except ValidationError as exc:
-            meta = item.get("metadata") or {}
-            log.warning("skipping ExportJob %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
-    return parsed
+    """Listed ExportJob resources as models (see :func:`parse_listed`)."""
+    return parse_listed(ExportJob, items)

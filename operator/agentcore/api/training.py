@@ -31,6 +31,7 @@ from agentcore.api.common import (
     Timestamp,
     cel_rules,
 )
+from agentcore_sdk import models as sdk_models
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -621,19 +622,16 @@ class Cancellation(CamelModel):
     checkpoint_id: str | None = Field(default=None, max_length=253, description="The final checkpoint.")
 
 
-class BaselineComparison(CamelModel):
-    """Trained policy versus the initial policy on the same evaluation queries (paired tests)."""
+class BaselineComparison(CamelModel, sdk_models.BaselineComparison):
+    """Trained policy versus the initial policy on the same evaluation queries (paired tests).
 
-    success_rate_improvement: float | None = Field(
-        default=None, ge=-1.0, le=1.0, description="Trained minus baseline success rate."
-    )
-    avg_reward_improvement: float | None = Field(
-        default=None, description="Trained minus baseline mean reward."
-    )
-    p_value: Fraction | None = Field(default=None, description="p-value of the paired significance test.")
-    statistically_significant: bool | None = Field(
-        default=None, description="p_value below 0.05 and a positive improvement."
-    )
+    The fields are the SDK's result model (the operator depends on the SDK, never the other way):
+    this class adds the resource's camelCase aliases and refuses unknown fields.
+    """
+
+    # Set here, not inherited: pydantic lets the later base's config win, and the SDK's keeps
+    # unknown fields, which a resource model must refuse.
+    model_config = ConfigDict(**CamelModel.model_config)
 
 
 class Evaluation(CamelModel):

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentcore import logs
+from agentcore.api.batchjob import BatchJob, jobs_by_label
 from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
     FORMATS,
@@ -38,6 +39,7 @@ from agentcore.api.exports import (
     PrivacyLevel,
     RedactionApplied,
 )
+from agentcore.api.training import TrainingJob
 from agentcore.exports import pipeline
 from agentcore.exports.keys import KeyUnavailable, read_key
 from agentcore.exports.pipeline import ExportCancelled, Written
@@ -49,6 +51,7 @@ from agentcore.exports.sources import (
     TRAINER_JOB_LABEL,
     SourceContext,
     SourceError,
+    parse_trainingjobs,
 )
 from agentcore.exports.writers import ExportTooLarge
 from agentcore.kube import config as kubeconfig
@@ -159,17 +162,15 @@ async def load_rule(kube: KubeClient, namespace: str, rule_id: str) -> Redaction
 
 
 async def _context(kube: KubeClient, namespace: str, spec: ExportJobSpec, engine: Any) -> SourceContext:
-    ctx = SourceContext(namespace, spec, engine)
     flt = spec.config.filters
+    trainingjobs: list[TrainingJob] = []
+    trainer_jobs: dict[str, BatchJob] = {}
     if spec.export_type in NEEDS_TRAININGJOBS or (flt is not None and (flt.segments or flt.regions)):
-        ctx.trainingjobs = (await kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", [])
+        trainingjobs = parse_trainingjobs((await kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", []))
     if spec.export_type in NEEDS_TRAINER_JOBS:
         listing = await kube.list(JOBS, namespace, labelSelector=TRAINER_JOB_LABEL)
-        for job in listing.get("items", []):
-            owner = ObjectMeta.model_validate(job.get("metadata") or {}).label(TRAINER_JOB_LABEL)
-            if owner:
-                ctx.trainer_jobs[owner] = job
-    return ctx
+        trainer_jobs = jobs_by_label(listing.get("items", []), TRAINER_JOB_LABEL)
+    return SourceContext(namespace, spec, engine, trainingjobs, trainer_jobs)
 
 
 def _stop_event() -> asyncio.Event:

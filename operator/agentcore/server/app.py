@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import Any, cast
 
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentcore.auth.tokens import ANONYMOUS, Principal, TokenVerifier
 from agentcore.exports.audit import AuditLog
@@ -83,6 +83,7 @@ def create_app(
     object_store: ObjectStore | None = None,
     evaluator: Evaluator | None = None,
     verifier: TokenVerifier | None = None,
+    limiter: RateLimiter | None = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The API server application; dependencies are created at startup unless injected.
@@ -95,12 +96,14 @@ def create_app(
     - ``evaluator``: default the trainer's checkpoint evaluation in sandboxed worker processes when
       an object store is configured, else one that answers -40004 "evaluation backend not configured".
     - ``verifier``: default built from the JWT settings; none with ``insecure_disable_auth``.
-    - ``clock``: time source of the rate limiter.
+    - ``limiter``: the one rate limiter of the JSON-RPC and the REST routes; default the
+      settings' limits over an in-memory store.
+    - ``clock``: time source of the default rate limiter.
     """
     state = ApiState(
         settings=settings,
         metrics=ApiMetrics(),
-        limiter=RateLimiter(settings.rate_limits, clock=clock),
+        limiter=limiter or RateLimiter(settings.rate_limits, clock=clock),
         verifier=verifier or build_verifier(settings),
     )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_access_middleware])
@@ -121,8 +124,9 @@ def create_app(
 
 
 def _mount_exports(app: web.Application, state: ApiState) -> ExportDeps:
-    """The Exports REST API shares the JSON-RPC server's verifier (same JWT and tenant model); its
-    clients (Kubernetes, object store, database) are filled in at startup."""
+    """The Exports REST API shares the JSON-RPC server's verifier (same JWT and tenant model) and
+    rate limiter (its own buckets in the same store); its clients (Kubernetes, object store,
+    database) are filled in at startup."""
 
     async def anonymous(request: web.Request) -> Principal:
         return ANONYMOUS
@@ -132,6 +136,7 @@ def _mount_exports(app: web.Application, state: ApiState) -> ExportDeps:
         kube=cast(KubeClient, None),
         authenticate=authenticate,
         default_namespace=state.settings.default_namespace or "default",
+        limiter=state.limiter,
     )
     add_export_routes(app, deps)
     return deps
@@ -178,6 +183,7 @@ async def _dependencies(
         if settings.run_migrations:
             await upgrade(engine)
         repo = TrajectoryRepository(session_factory(engine))
+    _share_rate_limits(state, engine)
     if store is None and settings.object_store:
         store = await asyncio.to_thread(open_store, settings.object_store)
     owned_evaluator = None
@@ -214,22 +220,33 @@ async def _dependencies(
             await engine.dispose()
 
 
+def _share_rate_limits(state: ApiState, engine: AsyncEngine | None) -> None:
+    """With ``rate_limit_store=postgresql`` the one limiter keeps its state in the database."""
+    if state.settings.rate_limit_store != "postgresql":
+        return
+    if engine is None:
+        raise ValueError("rate_limit_store=postgresql needs the server's own database (no injected repo)")
+    from agentcore.server.ratelimit_pg import PostgresRateLimitStore
+
+    state.limiter.store = PostgresRateLimitStore(engine)
+
+
 # --- the JSON-RPC endpoint ---------------------------------------------------------------------------
 
 
 async def _handle_rpc(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    principal = _authenticate(request, state)
+    principal = await _authenticate(request, state)
     if isinstance(principal, web.Response):
         return principal
     request[CALLER] = principal.sub
     limit = state.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return _too_large(state, principal, limit)
+        return await _too_large(state, principal, limit)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _too_large(state, principal, limit)
+        return await _too_large(state, principal, limit)
     if state.dispatcher is None:  # only before startup finished
         return error_response(RpcError(errors.INTERNAL_ERROR, "Service not ready"), None)
     outcome = await state.dispatcher.handle(body, principal, request[REQUEST_ID])
@@ -242,14 +259,14 @@ async def _handle_rpc(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _authenticate(request: web.Request, state: ApiState) -> Principal | web.Response:
+async def _authenticate(request: web.Request, state: ApiState) -> Principal | web.Response:
     if state.verifier is None:
         return ANONYMOUS
     principal = authenticate(request, state.verifier)
     if principal is not None:
         return principal
     # Unauthenticated callers share a bucket per client address, so guessing tokens is throttled too.
-    decision = state.limiter.hit(f"ip:{request.remote}", DEFAULT_BUCKET)
+    decision = await state.limiter.hit(f"ip:{request.remote}", DEFAULT_BUCKET)
     if not decision.allowed:
         return error_response(rate_limited(decision), decision)
     unauthorized = RpcError(
@@ -260,8 +277,8 @@ def _authenticate(request: web.Request, state: ApiState) -> Principal | web.Resp
     return response
 
 
-def _too_large(state: ApiState, principal: Principal, limit: int) -> web.Response:
-    decision = state.limiter.hit(principal.sub, DEFAULT_BUCKET)
+async def _too_large(state: ApiState, principal: Principal, limit: int) -> web.Response:
+    decision = await state.limiter.hit(principal.sub, DEFAULT_BUCKET)
     error = RpcError(
         errors.INVALID_REQUEST,
         f"Request too large: the body may be at most {limit} bytes",
@@ -282,12 +299,7 @@ def error_response(error: RpcError, decision: Decision | None) -> web.Response:
 
 
 def _rate_headers(decision: Decision | None) -> dict[str, str]:
-    if decision is None:
-        return {}
-    headers = decision.headers()
-    if not decision.allowed:
-        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
-    return headers
+    return decision.headers() if decision is not None else {}
 
 
 # --- operations ------------------------------------------------------------------------------------

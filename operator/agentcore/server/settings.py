@@ -6,14 +6,15 @@ through pydantic-settings. Every field can be set from the environment as ``AGEN
 ``AGENTCORE_JWT_SECRET`` (HS256, at least 32 bytes) or ``AGENTCORE_JWT_SECRET_FILE``,
 ``AGENTCORE_JWT_PUBLIC_KEY_FILE`` (RS256 PEM), ``AGENTCORE_JWKS_FILE``, ``AGENTCORE_RATE_LIMITS``
 (comma-separated ``METHOD=LIMIT[/WINDOW_SECONDS]``, e.g. ``training.get_status=100/60,default=200``,
-applied over the spec's table).
+applied over the spec's table), ``AGENTCORE_RATE_LIMIT_STORE`` (``memory``: per replica;
+``postgresql``: shared by the replicas through the database's ``rate_limits`` table).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     rate_limits: Annotated[Mapping[str, RateLimit], NoDecode] = Field(
         default_factory=lambda: dict(SPEC_LIMITS)
     )
+    # Where the rate limits' state lives: per process, or in the database so replicas share it.
+    rate_limit_store: Literal["memory", "postgresql"] = "memory"
     max_body_bytes: int = 16 << 20
     max_batch_size: int = 100
     max_json_depth: int = 64

@@ -67,3 +67,15 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_audit_log_namespace_occurred_id", "namespace", "occurred_at", "id"),)
+
+
+class RateLimitState(Base):
+    """The GCRA state of one (caller, bucket) when the API servers share their rate limits."""
+
+    __tablename__ = "rate_limits"
+
+    caller: Mapped[str] = mapped_column(String(300), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float(precision=53), nullable=False)
+
+    __table_args__ = (Index("ix_rate_limits_tat", "tat"),)

@@ -102,12 +102,25 @@ class EvaluationMetrics(ApiModel):
 
 
 class BaselineComparison(ApiModel):
-    """Trained policy versus the initial policy on the same evaluation queries (paired tests)."""
+    """Trained policy versus the initial policy on the same evaluation queries (paired tests).
 
-    success_rate_improvement: float | None = Field(default=None, ge=-1.0, le=1.0)
-    avg_reward_improvement: float | None = None
-    p_value: float | None = Field(default=None, ge=0.0, le=1.0)
-    statistically_significant: bool | None = None
+    The one definition of these fields: the TrainingJob resource's
+    ``status.evaluation.baselineComparison`` (agentcore.api.training) derives from it, so the
+    descriptions are the CRD's too.
+    """
+
+    success_rate_improvement: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description="Trained minus baseline success rate."
+    )
+    avg_reward_improvement: float | None = Field(
+        default=None, description="Trained minus baseline mean reward."
+    )
+    p_value: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="p-value of the paired significance test."
+    )
+    statistically_significant: bool | None = Field(
+        default=None, description="p_value below 0.05 and a positive improvement."
+    )
 
 
 class EvaluateResult(ApiModel):

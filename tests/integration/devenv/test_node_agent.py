@@ -49,6 +49,19 @@ def finished_pod(cp, namespace: str, name: str, timeout: float = 60) -> dict:
     return wait_for(done, timeout, what=f"pod {name} to finish")
 
 
+def wait_running(control_plane, namespace: str, name: str) -> dict:
+    """The pod once its phase is Running."""
+    return wait_for(
+        lambda: (
+            (p := get_json(control_plane, "-n", namespace, "get", "pod", name))["status"].get("phase")
+            == "Running"
+            and p
+        ),
+        60,
+        what="pod running",
+    )
+
+
 def test_node_is_ready_with_lease(control_plane, node_agent):
     node = get_json(control_plane, "get", "node", node_agent.name)
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
@@ -87,15 +100,7 @@ def test_deleted_pod_gets_sigterm_before_kill(control_plane, node_agent, namespa
         time.sleep(600)
     """)
     apply(control_plane, namespace, pod_manifest("sleeper", code, grace=20))
-    pod = wait_for(
-        lambda: (
-            (p := get_json(control_plane, "-n", namespace, "get", "pod", "sleeper"))["status"].get("phase")
-            == "Running"
-            and p
-        ),
-        60,
-        what="pod running",
-    )
+    pod = wait_running(control_plane, namespace, "sleeper")
     log = node_agent.pod_dir(namespace, "sleeper", pod["metadata"]["uid"]) / "main.log"
     wait_for(lambda: "started" in log.read_text(), 30, what="process started")
     control_plane.kubectl("-n", namespace, "delete", "pod", "sleeper", "--wait=true", "--timeout=60s")
@@ -110,15 +115,7 @@ def test_ignored_sigterm_is_killed_after_grace(control_plane, node_agent, namesp
         "print('up', flush=True); time.sleep(600)"
     )
     apply(control_plane, namespace, pod_manifest("stubborn", code, grace=2))
-    pod = wait_for(
-        lambda: (
-            (p := get_json(control_plane, "-n", namespace, "get", "pod", "stubborn"))["status"].get("phase")
-            == "Running"
-            and p
-        ),
-        60,
-        what="pod running",
-    )
+    pod = wait_running(control_plane, namespace, "stubborn")
     log = node_agent.pod_dir(namespace, "stubborn", pod["metadata"]["uid"]) / "main.log"
     wait_for(lambda: "up" in log.read_text(), 30, what="process started")
     control_plane.kubectl("-n", namespace, "delete", "pod", "stubborn", "--wait=true", "--timeout=60s")

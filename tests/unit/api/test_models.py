@@ -401,3 +401,16 @@ def test_status_ranges(field: str, value: Any) -> None:
     with pytest.raises(ValidationError) as info:
         TrainingJobStatus.model_validate({field: value})
     assert field in _error_fields(info.value)
+
+
+def test_baseline_comparison_is_the_sdk_model_with_resource_aliases() -> None:
+    from agentcore.api.training import BaselineComparison
+    from agentcore_sdk import models as sdk_models
+
+    assert issubclass(BaselineComparison, sdk_models.BaselineComparison)
+    assert BaselineComparison.model_fields.keys() == sdk_models.BaselineComparison.model_fields.keys()
+    resource = BaselineComparison.model_validate({"pValue": 0.01, "statisticallySignificant": True})
+    assert resource.to_resource() == {"pValue": 0.01, "statisticallySignificant": True}
+    with pytest.raises(ValidationError):
+        BaselineComparison.model_validate({"pValue": 0.01, "unknown": 1})  # a resource refuses extras
+    assert sdk_models.BaselineComparison.model_validate({"unknown": 1}).model_extra == {"unknown": 1}

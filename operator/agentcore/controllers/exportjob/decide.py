@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentcore.api.batchjob import BatchJob, JobConditionType
 from agentcore.api.common import Condition, ConditionStatus, set_condition
 from agentcore.api.exports import (
     ExportConditionReason,
@@ -23,7 +24,6 @@ from agentcore.api.exports import (
     ExportPhase,
     ExportTiming,
 )
-from agentcore.controllers.exportjob.childjob import ChildJob, JobConditionType
 from agentcore.exports.queue import Slot
 from agentcore.exports.settings import ANNOTATION_CREATED_BY, ANNOTATION_ESTIMATED_SECONDS
 
@@ -104,7 +104,7 @@ def _finish(desired: ExportJobStatus, phase: ExportPhase, now: dt.datetime, erro
         desired.error = error[:MAX_ERROR]
 
 
-def decide(ej: ExportJob, job: ChildJob | None, slot: Slot, now: dt.datetime) -> ExportDecision:
+def decide(ej: ExportJob, job: BatchJob | None, slot: Slot, now: dt.datetime) -> ExportDecision:
     desired = _bookkeeping(ej)
     decision = ExportDecision(desired)
     if not ej.phase.is_terminal:
@@ -127,7 +127,7 @@ def decide(ej: ExportJob, job: ChildJob | None, slot: Slot, now: dt.datetime) ->
     return decision
 
 
-def _cancel(ej: ExportJob, job: ChildJob | None, decision: ExportDecision, now: dt.datetime) -> None:
+def _cancel(ej: ExportJob, job: BatchJob | None, decision: ExportDecision, now: dt.datetime) -> None:
     decision.status.position_in_queue = None
     stopped = job is None or job.finished is not None or (job.suspended and job.pods_gone)
     if not stopped:
@@ -137,7 +137,7 @@ def _cancel(ej: ExportJob, job: ChildJob | None, decision: ExportDecision, now: 
     _finish(decision.status, ExportPhase.CANCELLED, now, f"cancelled: {reason}" if reason else None)
 
 
-def _with_job(ej: ExportJob, job: ChildJob, desired: ExportJobStatus, now: dt.datetime) -> None:
+def _with_job(ej: ExportJob, job: BatchJob, desired: ExportJobStatus, now: dt.datetime) -> None:
     desired.position_in_queue = 0
     if job.finished is None:
         desired.phase = desired.phase or ExportPhase.PENDING

@@ -19,12 +19,12 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from agentcore.api.batchjob import BatchJob, jobs_by_label
 from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import create_workload
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
-from agentcore.controllers.exportjob.childjob import ChildJob, jobs_by_exportjob
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
@@ -76,14 +76,14 @@ class ExportJobReconciler:
         if not exportjobs:
             return
         listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-        jobs = jobs_by_exportjob(listing.get("items", []))
+        jobs = jobs_by_label(listing.get("items", []), LABEL_EXPORTJOB)
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
                 continue
             await self._reconcile_one(ej, jobs.get(ej.name), slots.get(ej.name, Slot()))
 
-    async def _reconcile_one(self, ej: ExportJob, job: ChildJob | None, slot: Slot) -> None:
+    async def _reconcile_one(self, ej: ExportJob, job: BatchJob | None, slot: Slot) -> None:
         decision = decide(ej, job, slot, self.clock())
         if decision.create_job:
             job = await self._create_children(ej)
@@ -95,7 +95,7 @@ class ExportJobReconciler:
         for event in decision.events:
             await self.post_event(ej, event)
 
-    async def _create_children(self, ej: ExportJob) -> ChildJob:
+    async def _create_children(self, ej: ExportJob) -> BatchJob:
         ns = ej.namespace
         full = ej.spec.config.privacy_level == PrivacyLevel.FULL
         if not full and await ensure_key_secret(self.kube, ns):
@@ -106,7 +106,7 @@ class ExportJobReconciler:
             children.role_binding(ej),
             children.secret(ej, self.config),
         ]
-        return ChildJob.parse(await create_workload(self.kube, ns, access, children.job(ej, self.settings)))
+        return BatchJob.parse(await create_workload(self.kube, ns, access, children.job(ej, self.settings)))
 
     async def resync(self) -> None:
         """Level-triggered safety net: every namespace that has ExportJobs."""

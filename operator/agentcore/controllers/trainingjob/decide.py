@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from agentcore.api.batchjob import BatchJob
 from agentcore.api.common import Condition, ConditionStatus, find_condition, format_money, set_condition
 from agentcore.api.training import (
     Cancellation,
@@ -26,7 +27,6 @@ from agentcore.api.training import (
     TrainingReason,
     WebhookEvent,
 )
-from agentcore.controllers.common.batchjob import BatchJob
 from agentcore.cost import money
 
 Obj = dict[str, Any]

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
+from agentcore.api.batchjob import BatchJob
 from agentcore.api.training import (
     MIN_TRAINING_QUERIES,
     TrainingJob,
@@ -24,7 +25,6 @@ from agentcore.api.training import (
     WebhookEvent,
 )
 from agentcore.api.training import TrainingReason as Reason
-from agentcore.controllers.common.batchjob import BatchJob
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once

@@ -15,6 +15,7 @@ from agentcore.exports.sources.base import (
     SourceContext,
     SourceError,
     parse_time,
+    parse_trainingjobs,
     summary_dataset,
     table,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "SourceError",
     "build_dataset",
     "parse_time",
+    "parse_trainingjobs",
     "resolve_nodes",
     "source_for",
     "summary_dataset",

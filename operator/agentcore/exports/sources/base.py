@@ -5,21 +5,33 @@ summary helpers, and :class:`Source`, the builders of one export type per privac
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentcore.api import labels
+from agentcore.api.batchjob import BatchJob
+from agentcore.api.common import Condition, parse_listed
 from agentcore.api.exports import ExportConfig, ExportJobSpec, PrivacyLevel
+from agentcore.api.training import (
+    BaselineComparison,
+    Evaluation,
+    TrainingJob,
+    TrainingJobStatus,
+    TrainingMetrics,
+    TrainingPhase,
+    TrainingReason,
+)
 from agentcore.exports import sql
 from agentcore.exports.schema import ChartSpec, Column, Dataset, Kind, Row, batched
 from agentcore.exports.sql import GroupStats, Scope
 from agentcore.storage.tables import Trajectory
 
-Obj = dict[str, Any]
+ItemT = TypeVar("ItemT")
 S, N, F, B, TS, D, J = (Kind.STRING, Kind.INT, Kind.FLOAT, Kind.BOOL, Kind.TIMESTAMP, Kind.DECIMAL, Kind.JSON)
 SEGMENT_LABEL = labels.SEGMENT
 REGION_LABEL = labels.REGION
@@ -32,11 +44,18 @@ class SourceError(ValueError):
 
 @dataclass
 class SourceContext:
+    """What a source reads. TrainingJobs and trainer Jobs may be handed over as the apiserver's
+    JSON (a listing's items): each is parsed into its model once, here, and read typed after."""
+
     namespace: str
     spec: ExportJobSpec
     engine: AsyncEngine | None
-    trainingjobs: list[Obj] = field(default_factory=list)  # every TrainingJob of the namespace
-    trainer_jobs: dict[str, Obj] = field(default_factory=dict)  # batch Jobs by TrainingJob name
+    trainingjobs: list[TrainingJob] = field(default_factory=list)  # every TrainingJob of the namespace
+    trainer_jobs: dict[str, BatchJob] = field(default_factory=dict)  # batch Jobs by TrainingJob name
+
+    def __post_init__(self) -> None:
+        self.trainingjobs = parse_trainingjobs(self.trainingjobs)
+        self.trainer_jobs = {name: _batch_job(job) for name, job in self.trainer_jobs.items()}
 
     @property
     def config(self) -> ExportConfig:
@@ -57,41 +76,74 @@ class SourceContext:
             raise SourceError("this export needs the database (AGENTCORE_DATABASE_URL)")
         return self.engine
 
-    def jobs(self) -> list[Obj]:
+    def jobs(self) -> list[TrainingJob]:
         """The TrainingJobs the export's filters select, oldest first."""
         chosen = [tj for tj in self.trainingjobs if _job_selected(tj, self.config)]
-        return sorted(chosen, key=lambda tj: (tj["metadata"].get("creationTimestamp", ""), name_of(tj)))
+        return sorted(chosen, key=lambda tj: (tj.metadata.creation_timestamp or "", name_of(tj)))
+
+
+def parse_trainingjobs(items: Iterable[TrainingJob | Mapping[str, Any]]) -> list[TrainingJob]:
+    """TrainingJobs as models, in order; listed JSON the model rejects is skipped (``parse_listed``)."""
+    parsed: list[TrainingJob] = []
+    for item in items:
+        parsed += [item] if isinstance(item, TrainingJob) else parse_listed(TrainingJob, [item])
+    return parsed
+
+
+def _batch_job(job: BatchJob | Mapping[str, Any]) -> BatchJob:
+    return job if isinstance(job, BatchJob) else BatchJob.parse(job)
 
 
 # --- TrainingJob accessors --------------------------------------------------------------------
+# Sources read one field of many optional parts; these give the empty part instead of None.
+
+_NO_STATUS = TrainingJobStatus()
+_NO_METRICS = TrainingMetrics()
+_NO_EVALUATION = Evaluation()
+_NO_BASELINE = BaselineComparison()
 
 
-def name_of(tj: Obj) -> str:
-    return str(tj["metadata"]["name"])
+def name_of(tj: TrainingJob) -> str:
+    return tj.metadata.name or ""
 
 
-def uid_of(tj: Obj) -> str:
-    return str((tj.get("status") or {}).get("jobId") or tj["metadata"].get("uid", ""))
+def uid_of(tj: TrainingJob) -> str:
+    job_id = tj.status.job_id if tj.status else None
+    return str(job_id) if job_id else tj.metadata.uid or ""
 
 
-def status_of(tj: Obj) -> Obj:
-    return tj.get("status") or {}
+def status_of(tj: TrainingJob) -> TrainingJobStatus:
+    return tj.status or _NO_STATUS
 
 
-def metric(tj: Obj, key: str) -> Any:
-    return (status_of(tj).get("metrics") or {}).get(key)
+def metrics_of(tj: TrainingJob) -> TrainingMetrics:
+    return status_of(tj).metrics or _NO_METRICS
 
 
-def evaluation(tj: Obj, key: str) -> Any:
-    return (status_of(tj).get("evaluation") or {}).get(key)
+def evaluation_of(tj: TrainingJob) -> Evaluation:
+    return status_of(tj).evaluation or _NO_EVALUATION
 
 
-def baseline(tj: Obj, key: str) -> Any:
-    return ((status_of(tj).get("evaluation") or {}).get("baselineComparison") or {}).get(key)
+def baseline_of(tj: TrainingJob) -> BaselineComparison:
+    return evaluation_of(tj).baseline_comparison or _NO_BASELINE
 
 
-def spec_config(tj: Obj, key: str) -> Any:
-    return ((tj.get("spec") or {}).get("config") or {}).get(key)
+def value_of(member: Enum | None) -> Any:
+    """An enum field as the plain value the writers take (they do not know our enums)."""
+    return None if member is None else member.value
+
+
+def phase_of(tj: TrainingJob) -> str | None:
+    return value_of(status_of(tj).phase)
+
+
+def phase_or_queued(tj: TrainingJob) -> str:
+    """The phase; a job the operator has not picked up yet is queued."""
+    return phase_of(tj) or TrainingPhase.QUEUED.value
+
+
+def budget_exceeded(tj: TrainingJob) -> bool:
+    return status_of(tj).reason == TrainingReason.BUDGET_EXCEEDED
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -106,48 +158,47 @@ def money(value: Any) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
-def _labels_match(tj: Obj, cfg: ExportConfig) -> bool:
+def _labels_match(tj: TrainingJob, cfg: ExportConfig) -> bool:
     flt = cfg.filters
-    labels = tj["metadata"].get("labels") or {}
     if flt is None:
         return True
-    if flt.segments and labels.get(SEGMENT_LABEL) not in flt.segments:
+    if flt.segments and tj.metadata.label(SEGMENT_LABEL) not in flt.segments:
         return False
-    return not (flt.regions and labels.get(REGION_LABEL) not in flt.regions)
+    return not (flt.regions and tj.metadata.label(REGION_LABEL) not in flt.regions)
 
 
-def _job_selected(tj: Obj, cfg: ExportConfig) -> bool:
+def _job_selected(tj: TrainingJob, cfg: ExportConfig) -> bool:
     flt = cfg.filters
     if cfg.date_range:
-        created = parse_time(tj["metadata"].get("creationTimestamp"))
+        created = parse_time(tj.metadata.creation_timestamp)
         if created is None or not cfg.date_range.start <= created <= cfg.date_range.end:
             return False
     if flt is None:
         return True
-    phase = status_of(tj).get("phase")
+    phase = phase_of(tj)
+    wanted = TrainingPhase.COMPLETED if flt.success else TrainingPhase.FAILED
     checks = [
-        not flt.job_ids or bool({name_of(tj), uid_of(tj), tj["metadata"].get("uid")} & set(flt.job_ids)),
-        not flt.agent_ids or (tj.get("spec") or {}).get("agentId") in flt.agent_ids,
-        flt.success is None or phase == ("Completed" if flt.success else "Failed"),
-        flt.min_confidence is None or (metric(tj, "avgReward") or 0) >= flt.min_confidence,
+        not flt.job_ids or bool({name_of(tj), uid_of(tj), tj.metadata.uid} & set(flt.job_ids)),
+        not flt.agent_ids or tj.spec.agent_id in flt.agent_ids,
+        flt.success is None or phase == wanted,
+        flt.min_confidence is None or (metrics_of(tj).avg_reward or 0) >= flt.min_confidence,
         _labels_match(tj, cfg),
     ]
     return all(checks)
 
 
-def duration(tj: Obj) -> float | None:
-    started, done = parse_time(status_of(tj).get("startedAt")), parse_time(status_of(tj).get("completedAt"))
+def duration(tj: TrainingJob) -> float | None:
+    started, done = status_of(tj).started_at, status_of(tj).completed_at
     return (done - started).total_seconds() if started and done else None
 
 
-def retries(ctx: SourceContext, tj: Obj) -> int:
-    job = ctx.trainer_jobs.get(name_of(tj)) or {}
-    return int((job.get("status") or {}).get("failed") or 0)
+def retries(ctx: SourceContext, tj: TrainingJob) -> int:
+    job = ctx.trainer_jobs.get(name_of(tj))
+    return job.failed if job is not None else 0
 
 
-def last_condition(tj: Obj) -> Obj:
-    conditions = status_of(tj).get("conditions") or []
-    return max(conditions, key=lambda c: c.get("lastTransitionTime", ""), default={})
+def last_condition(tj: TrainingJob) -> Condition | None:
+    return max(status_of(tj).conditions or [], key=lambda c: c.last_transition_time, default=None)
 
 
 Builder = Callable[["SourceContext"], Awaitable[Dataset]]
@@ -176,7 +227,7 @@ class Source:
 
 # --- generic helpers -----------------------------------------------------------------------------
 
-Getter = Callable[[Obj, GroupStats], Any]
+Getter = Callable[[TrainingJob, GroupStats], Any]
 FieldSpec = tuple[Column, Getter]
 
 SUMMARY_COLUMNS = (Column("metric", S, "metric.name"), Column("value", F, "metric.value"))
@@ -189,7 +240,7 @@ def summary_dataset(title: str, metrics: Iterable[tuple[str, Any]]) -> Dataset:
 
 
 def table(
-    title: str, specs: list[FieldSpec], items: list[tuple[Obj, GroupStats]], chart: ChartSpec
+    title: str, specs: list[FieldSpec], items: list[tuple[TrainingJob, GroupStats]], chart: ChartSpec
 ) -> Dataset:
     columns = tuple(c for c, _ in specs)
     rows: list[Row] = [tuple(get(obj, stats) for _, get in specs) for obj, stats in items]
@@ -205,8 +256,8 @@ def sum_money(values: Iterable[Any]) -> Decimal:
     return sum((m for m in (money(v) for v in values) if m is not None), Decimal("0"))
 
 
-def group(items: Iterable[Obj], key: Callable[[Obj], str]) -> dict[str, list[Obj]]:
-    groups: dict[str, list[Obj]] = {}
+def group(items: Iterable[ItemT], key: Callable[[ItemT], str]) -> dict[str, list[ItemT]]:
+    groups: dict[str, list[ItemT]] = {}
     for item in items:
         groups.setdefault(key(item), []).append(item)
     return groups
@@ -221,20 +272,20 @@ def evaluation_specs() -> list[FieldSpec]:
     return [
         (
             Column("eval_success_rate", F, "evaluation.success_rate"),
-            lambda tj, s: evaluation(tj, "successRate"),
+            lambda tj, s: evaluation_of(tj).success_rate,
         ),
         (
             Column("success_rate_improvement", F, "evaluation.success_rate_improvement"),
-            lambda tj, s: baseline(tj, "successRateImprovement"),
+            lambda tj, s: baseline_of(tj).success_rate_improvement,
         ),
-        (Column("p_value", F, "evaluation.p_value"), lambda tj, s: baseline(tj, "pValue")),
+        (Column("p_value", F, "evaluation.p_value"), lambda tj, s: baseline_of(tj).p_value),
         (
             Column("significant", B, "evaluation.significant"),
-            lambda tj, s: baseline(tj, "statisticallySignificant"),
+            lambda tj, s: baseline_of(tj).statistically_significant,
         ),
         (
             Column("budget_exceeded", B, "job.budget_exceeded"),
-            lambda tj, s: status_of(tj).get("reason") == "BudgetExceeded",
+            lambda tj, s: budget_exceeded(tj),
         ),
     ]
 
@@ -243,24 +294,22 @@ def persona_config_specs() -> list[FieldSpec]:
     return [
         (
             Column("learning_rate", F, "agent.config.learning_rate"),
-            lambda tj, s: spec_config(tj, "learningRate"),
+            lambda tj, s: tj.spec.config.learning_rate,
         ),
-        (Column("batch_size", N, "agent.config.batch_size"), lambda tj, s: spec_config(tj, "batchSize")),
+        (Column("batch_size", N, "agent.config.batch_size"), lambda tj, s: tj.spec.config.batch_size),
         (
             Column("n_trajectories_per_query", N, "agent.config.n_trajectories_per_query"),
-            lambda tj, s: spec_config(tj, "nTrajectoriesPerQuery"),
+            lambda tj, s: tj.spec.config.n_trajectories_per_query,
         ),
         (
             Column("max_steps_per_trajectory", N, "agent.config.max_steps_per_trajectory"),
-            lambda tj, s: spec_config(tj, "maxStepsPerTrajectory"),
+            lambda tj, s: tj.spec.config.max_steps_per_trajectory,
         ),
-        (Column("beta", F, "agent.config.beta"), lambda tj, s: spec_config(tj, "beta")),
-        (Column("loss_type", S, "agent.config.loss_type"), lambda tj, s: spec_config(tj, "lossType")),
+        (Column("beta", F, "agent.config.beta"), lambda tj, s: tj.spec.config.beta),
+        (Column("loss_type", S, "agent.config.loss_type"), lambda tj, s: value_of(tj.spec.config.loss_type)),
         (
             Column("reward_functions", S, "agent.config.reward_functions"),
-            lambda tj, s: (
-                ",".join(f.get("entryPoint", "") for f in spec_config(tj, "rewardFunctions") or []) or None
-            ),
+            lambda tj, s: ",".join(f.entry_point for f in tj.spec.config.reward_functions or []) or None,
         ),
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agentcore.api.training import TrainingJob
 from agentcore.exports import sql
 from agentcore.exports.schema import ChartSpec, Column, Dataset, Row, batched
 from agentcore.exports.sources.base import (
@@ -13,15 +14,14 @@ from agentcore.exports.sources.base import (
     D,
     F,
     N,
-    Obj,
     S,
     Source,
     SourceContext,
     SourceError,
     job_stats,
-    metric,
-    money,
+    metrics_of,
     name_of,
+    phase_of,
     status_of,
     summary_dataset,
     uid_of,
@@ -35,12 +35,12 @@ from agentcore.exports.sql import GroupStats
 class Node:
     node_id: str
     kind: str  # "job" or "checkpoint"
-    tj: Obj
+    tj: TrainingJob
     iteration: int | None
     validation_score: float | None
 
 
-def resolve_nodes(jobs: list[Obj], node_ids: list[str] | None) -> list[Node]:
+def resolve_nodes(jobs: list[TrainingJob], node_ids: list[str] | None) -> list[Node]:
     """node_ids name TrainingJobs (name or uid) or checkpoints (id, or "<job>/<checkpoint id>");
     none means every selected job. Unknown ids are an error, not silently empty rows."""
     if not node_ids:
@@ -59,20 +59,20 @@ def resolve_nodes(jobs: list[Obj], node_ids: list[str] | None) -> list[Node]:
     return nodes
 
 
-def _job_node(tj: Obj, node_id: str) -> Node:
-    return Node(node_id, "job", tj, status_of(tj).get("currentIteration"), metric(tj, "validationAccuracy"))
+def _job_node(tj: TrainingJob, node_id: str) -> Node:
+    return Node(node_id, "job", tj, status_of(tj).current_iteration, metrics_of(tj).validation_accuracy)
 
 
-def _find_node(jobs: list[Obj], node_id: str) -> Node | None:
+def _find_node(jobs: list[TrainingJob], node_id: str) -> Node | None:
     job_part, _, ckpt_part = node_id.partition("/")
     for tj in jobs:
-        if node_id in (name_of(tj), uid_of(tj), tj["metadata"].get("uid")):
+        if node_id in (name_of(tj), uid_of(tj), tj.metadata.uid):
             return _job_node(tj, node_id)
         if ckpt_part and job_part != name_of(tj):
             continue
-        for ckpt in status_of(tj).get("checkpoints") or []:
-            if ckpt.get("id") in (node_id, ckpt_part):
-                return Node(node_id, "checkpoint", tj, ckpt.get("iteration"), ckpt.get("validationScore"))
+        for ckpt in status_of(tj).checkpoints or []:
+            if ckpt.id in (node_id, ckpt_part):
+                return Node(node_id, "checkpoint", tj, ckpt.iteration, ckpt.validation_score)
     return None
 
 
@@ -106,11 +106,11 @@ async def _node_row(ctx: SourceContext, node: Node, last: dict[str, GroupStats])
         node.node_id,
         node.kind,
         name_of(node.tj),
-        (node.tj.get("spec") or {}).get("agentId"),
-        status_of(node.tj).get("phase"),
+        node.tj.spec.agent_id,
+        phase_of(node.tj),
         iteration,
         node.validation_score,
-        money(status_of(node.tj).get("costUsd")) if node.kind == "job" else None,
+        status_of(node.tj).cost_usd if node.kind == "job" else None,
         int(stats[0]),
         stats[1],
         stats[2],

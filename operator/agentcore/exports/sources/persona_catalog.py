@@ -17,7 +17,7 @@ from agentcore.exports.sources.base import (
     name_of,
     parse_time,
     persona_config_specs,
-    status_of,
+    phase_of,
     summary_dataset,
 )
 from agentcore.exports.sql import GroupStats
@@ -40,7 +40,7 @@ PERSONA_COLUMNS = (
 
 
 async def persona_rows(ctx: SourceContext) -> Dataset:
-    by_agent = group(ctx.jobs(), lambda tj: str((tj.get("spec") or {}).get("agentId") or ""))
+    by_agent = group(ctx.jobs(), lambda tj: tj.spec.agent_id)
     stats = await sql.stats_map(ctx.db, ctx.scope, Trajectory.agent_id) if ctx.engine is not None else {}
     config_getters = [get for _, get in persona_config_specs()]
     rows: list[Row] = []
@@ -48,13 +48,13 @@ async def persona_rows(ctx: SourceContext) -> Dataset:
         jobs = by_agent.get(agent, [])
         latest = jobs[-1] if jobs else None
         s = stats.get(agent, GroupStats())
-        created = [parse_time(tj["metadata"].get("creationTimestamp")) for tj in jobs]
+        created = [parse_time(tj.metadata.creation_timestamp) for tj in jobs]
         rows.append(
             (
                 agent,
                 len(jobs),
                 name_of(latest) if latest else None,
-                status_of(latest).get("phase") if latest else None,
+                phase_of(latest) if latest else None,
                 *(get(latest, s) if latest else None for get in config_getters),
                 s.count,
                 s.avg_reward,

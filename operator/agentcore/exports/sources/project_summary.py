@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from agentcore.api import labels
+from agentcore.api.common import Condition
 from agentcore.api.exports import ExportConfig
+from agentcore.api.training import TrainingJob, TrainingPhase
 from agentcore.exports.schema import ChartSpec, Column, Dataset, Row, batched
 from agentcore.exports.sources.base import (
     AGENT_ID,
@@ -13,6 +18,7 @@ from agentcore.exports.sources.base import (
     D,
     F,
     FieldSpec,
+    Getter,
     N,
     S,
     Source,
@@ -23,11 +29,12 @@ from agentcore.exports.sources.base import (
     job_stats,
     last_condition,
     mean,
-    metric,
-    money,
+    metrics_of,
     name_of,
     parse_time,
     persona_config_specs,
+    phase_of,
+    phase_or_queued,
     status_of,
     sum_money,
     summary_dataset,
@@ -43,54 +50,54 @@ def _project_specs(cfg: ExportConfig) -> list[FieldSpec]:
     specs: list[FieldSpec] = [
         (JOB_ID, lambda tj, s: uid_of(tj)),
         (JOB_NAME, lambda tj, s: name_of(tj)),
-        (AGENT_ID, lambda tj, s: (tj.get("spec") or {}).get("agentId")),
-        (Column("phase", S, "job.phase"), lambda tj, s: status_of(tj).get("phase")),
-        (Column("reason", S, "job.reason"), lambda tj, s: status_of(tj).get("reason")),
+        (AGENT_ID, lambda tj, s: tj.spec.agent_id),
+        (Column("phase", S, "job.phase"), lambda tj, s: phase_of(tj)),
+        (Column("reason", S, "job.reason"), lambda tj, s: status_of(tj).reason),
         (
             Column("created_by", S, "actor.id", pii=True),
-            lambda tj, s: (tj["metadata"].get("annotations") or {}).get(labels.CREATED_BY),
+            lambda tj, s: tj.metadata.annotation(labels.CREATED_BY),
         ),
         (
             Column("created_at", TS, "job.created_at"),
-            lambda tj, s: parse_time(tj["metadata"].get("creationTimestamp")),
+            lambda tj, s: parse_time(tj.metadata.creation_timestamp),
         ),
         (
             Column("started_at", TS, "job.started_at"),
-            lambda tj, s: parse_time(status_of(tj).get("startedAt")),
+            lambda tj, s: status_of(tj).started_at,
         ),
         (
             Column("completed_at", TS, "job.completed_at"),
-            lambda tj, s: parse_time(status_of(tj).get("completedAt")),
+            lambda tj, s: status_of(tj).completed_at,
         ),
         (Column("duration_seconds", F, "job.duration_seconds"), lambda tj, s: duration(tj)),
         (
             Column("current_iteration", N, "job.current_iteration"),
-            lambda tj, s: status_of(tj).get("currentIteration"),
+            lambda tj, s: status_of(tj).current_iteration,
         ),
         (
             Column("total_iterations", N, "job.total_iterations"),
-            lambda tj, s: status_of(tj).get("totalIterations"),
+            lambda tj, s: status_of(tj).total_iterations,
         ),
         (
             Column("progress_percent", F, "job.progress_percent"),
-            lambda tj, s: status_of(tj).get("progressPercent"),
+            lambda tj, s: status_of(tj).progress_percent,
         ),
-        (Column("cost_usd", D, "job.cost_usd"), lambda tj, s: money(status_of(tj).get("costUsd"))),
-        (Column("budget_usd", D, "job.budget_usd"), lambda tj, s: money(status_of(tj).get("budgetUsd"))),
-        (Column("train_loss", F, "job.train_loss"), lambda tj, s: metric(tj, "trainLoss")),
-        (Column("avg_reward", F, "job.avg_reward"), lambda tj, s: metric(tj, "avgReward")),
-        (Column("success_rate", F, "job.success_rate"), lambda tj, s: metric(tj, "successRate")),
+        (Column("cost_usd", D, "job.cost_usd"), lambda tj, s: status_of(tj).cost_usd),
+        (Column("budget_usd", D, "job.budget_usd"), lambda tj, s: status_of(tj).budget_usd),
+        (Column("train_loss", F, "job.train_loss"), lambda tj, s: metrics_of(tj).train_loss),
+        (Column("avg_reward", F, "job.avg_reward"), lambda tj, s: metrics_of(tj).avg_reward),
+        (Column("success_rate", F, "job.success_rate"), lambda tj, s: metrics_of(tj).success_rate),
         (
             Column("trajectories_generated", N, "job.trajectories_generated"),
-            lambda tj, s: metric(tj, "trajectoriesGenerated"),
+            lambda tj, s: metrics_of(tj).trajectories_generated,
         ),
         (
             Column("checkpoints", N, "job.checkpoints"),
-            lambda tj, s: len(status_of(tj).get("checkpoints") or []),
+            lambda tj, s: len(status_of(tj).checkpoints or []),
         ),
         (
             Column("best_checkpoint_id", S, "checkpoint.id"),
-            lambda tj, s: status_of(tj).get("bestCheckpointId"),
+            lambda tj, s: status_of(tj).best_checkpoint_id,
         ),
     ]
     if cfg.include_telemetry:
@@ -108,18 +115,26 @@ def _project_specs(cfg: ExportConfig) -> list[FieldSpec]:
         specs += [
             (
                 Column("last_condition", S, "job.condition.type"),
-                lambda tj, s: last_condition(tj).get("type"),
+                _of_last_condition(lambda c: c.type),
             ),
             (
                 Column("last_condition_reason", S, "job.condition.reason"),
-                lambda tj, s: last_condition(tj).get("reason"),
+                _of_last_condition(lambda c: c.reason),
             ),
             (
                 Column("last_transition_at", TS, "job.condition.time"),
-                lambda tj, s: parse_time(last_condition(tj).get("lastTransitionTime")),
+                _of_last_condition(lambda c: c.last_transition_time),
             ),
         ]
     return specs
+
+
+def _of_last_condition(read: Callable[[Condition], Any]) -> Getter:
+    def get(tj: TrainingJob, stats: GroupStats) -> Any:
+        condition = last_condition(tj)
+        return read(condition) if condition is not None else None
+
+    return get
 
 
 async def project_rows(ctx: SourceContext) -> Dataset:
@@ -142,17 +157,17 @@ PHASE_COLUMNS = (
 
 
 async def project_aggregated(ctx: SourceContext) -> Dataset:
-    groups = group(ctx.jobs(), lambda tj: status_of(tj).get("phase") or "Queued")
+    groups = group(ctx.jobs(), phase_or_queued)
     rows: list[Row] = [
         (
             phase,
             len(jobs),
-            sum_money(status_of(tj).get("costUsd") for tj in jobs),
-            sum_money(status_of(tj).get("budgetUsd") for tj in jobs),
-            mean(status_of(tj).get("progressPercent") for tj in jobs),
-            mean(metric(tj, "avgReward") for tj in jobs),
-            mean(metric(tj, "successRate") for tj in jobs),
-            sum(int(metric(tj, "trajectoriesGenerated") or 0) for tj in jobs),
+            sum_money(status_of(tj).cost_usd for tj in jobs),
+            sum_money(status_of(tj).budget_usd for tj in jobs),
+            mean(status_of(tj).progress_percent for tj in jobs),
+            mean(metrics_of(tj).avg_reward for tj in jobs),
+            mean(metrics_of(tj).success_rate for tj in jobs),
+            sum(metrics_of(tj).trajectories_generated or 0 for tj in jobs),
         )
         for phase, jobs in sorted(groups.items())
     ]
@@ -162,22 +177,22 @@ async def project_aggregated(ctx: SourceContext) -> Dataset:
 
 async def project_summary(ctx: SourceContext) -> Dataset:
     jobs = ctx.jobs()
-    phases = [(status_of(tj).get("phase") or "Queued") for tj in jobs]
-    done = sum(p in ("Completed", "Failed", "Cancelled") for p in phases)
+    phases = [status_of(tj).phase or TrainingPhase.QUEUED for tj in jobs]
+    done = sum(p.is_terminal for p in phases)
     return summary_dataset(
         "Project summary",
         [
             ("jobs", len(jobs)),
             *[
-                (f"jobs_{p.lower()}", phases.count(p))
-                for p in ("Queued", "Running", "Completed", "Failed", "Cancelled")
+                (f"jobs_{p.value.lower()}", phases.count(p))
+                for p in TrainingPhase  # Queued, Running, Completed, Failed, Cancelled
             ],
-            ("total_cost_usd", sum_money(status_of(tj).get("costUsd") for tj in jobs)),
-            ("total_budget_usd", sum_money(status_of(tj).get("budgetUsd") for tj in jobs)),
-            ("trajectories_generated", sum(int(metric(tj, "trajectoriesGenerated") or 0) for tj in jobs)),
-            ("mean_avg_reward", mean(metric(tj, "avgReward") for tj in jobs)),
-            ("mean_success_rate", mean(metric(tj, "successRate") for tj in jobs)),
-            ("completion_rate", phases.count("Completed") / done if done else None),
+            ("total_cost_usd", sum_money(status_of(tj).cost_usd for tj in jobs)),
+            ("total_budget_usd", sum_money(status_of(tj).budget_usd for tj in jobs)),
+            ("trajectories_generated", sum(metrics_of(tj).trajectories_generated or 0 for tj in jobs)),
+            ("mean_avg_reward", mean(metrics_of(tj).avg_reward for tj in jobs)),
+            ("mean_success_rate", mean(metrics_of(tj).success_rate for tj in jobs)),
+            ("completion_rate", phases.count(TrainingPhase.COMPLETED) / done if done else None),
         ],
     )
 

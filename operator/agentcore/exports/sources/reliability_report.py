@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentcore.api.training import TrainingJob, TrainingPhase
 from agentcore.exports.schema import ChartSpec, Column, Dataset, Row, batched
 from agentcore.exports.sources.base import (
     AGENT_ID,
@@ -12,22 +13,24 @@ from agentcore.exports.sources.base import (
     F,
     FieldSpec,
     N,
-    Obj,
     S,
     Source,
     SourceContext,
-    baseline,
+    baseline_of,
+    budget_exceeded,
     evaluation_specs,
     group,
     job_stats,
     mean,
-    money,
     name_of,
+    phase_of,
+    phase_or_queued,
     retries,
     status_of,
     summary_dataset,
     table,
     uid_of,
+    value_of,
 )
 from agentcore.exports.sql import GroupStats
 
@@ -38,29 +41,42 @@ def _reliability_specs(ctx: SourceContext) -> list[FieldSpec]:
     return [
         (JOB_ID, lambda tj, s: uid_of(tj)),
         (JOB_NAME, lambda tj, s: name_of(tj)),
-        (AGENT_ID, lambda tj, s: (tj.get("spec") or {}).get("agentId")),
-        (Column("phase", S, "job.phase"), lambda tj, s: status_of(tj).get("phase")),
-        (Column("reason", S, "job.reason"), lambda tj, s: status_of(tj).get("reason")),
+        (AGENT_ID, lambda tj, s: tj.spec.agent_id),
+        (Column("phase", S, "job.phase"), lambda tj, s: phase_of(tj)),
+        (Column("reason", S, "job.reason"), lambda tj, s: status_of(tj).reason),
         (
             Column("trainer_state", S, "job.trainer_state"),
-            lambda tj, s: (status_of(tj).get("trainer") or {}).get("state"),
+            lambda tj, s: _trainer_state(tj),
         ),
         (
             Column("message", S, "job.message", free_text=True),
-            lambda tj, s: status_of(tj).get("message") or (status_of(tj).get("trainer") or {}).get("message"),
+            lambda tj, s: status_of(tj).message or _trainer_message(tj),
         ),
         (Column("retries", N, "job.retries"), lambda tj, s: retries(ctx, tj)),
-        (Column("cancelled", B, "job.cancelled"), lambda tj, s: status_of(tj).get("phase") == "Cancelled"),
+        (
+            Column("cancelled", B, "job.cancelled"),
+            lambda tj, s: status_of(tj).phase == TrainingPhase.CANCELLED,
+        ),
         (
             Column("budget_remaining_percent", F, "job.budget_remaining_percent"),
-            lambda tj, s: status_of(tj).get("budgetRemainingPercent"),
+            lambda tj, s: status_of(tj).budget_remaining_percent,
         ),
-        (Column("cost_usd", D, "job.cost_usd"), lambda tj, s: money(status_of(tj).get("costUsd"))),
+        (Column("cost_usd", D, "job.cost_usd"), lambda tj, s: status_of(tj).cost_usd),
         (Column("trajectories", N, "telemetry.trajectories"), lambda tj, s: s.count),
         (Column("error_trajectories", N, "telemetry.errors"), lambda tj, s: s.errors),
         (Column("error_rate", F, "telemetry.error_rate"), lambda tj, s: s.error_rate),
         *evaluation_specs(),
     ]
+
+
+def _trainer_state(tj: TrainingJob) -> str | None:
+    trainer = status_of(tj).trainer
+    return value_of(trainer.state) if trainer else None
+
+
+def _trainer_message(tj: TrainingJob) -> str | None:
+    trainer = status_of(tj).trainer
+    return trainer.message if trainer else None
 
 
 async def reliability_rows(ctx: SourceContext) -> Dataset:
@@ -82,9 +98,9 @@ OUTCOME_COLUMNS = (
 )
 
 
-def _outcome(tj: Obj) -> str:
-    phase = status_of(tj).get("phase") or "Queued"
-    reason = status_of(tj).get("reason")
+def _outcome(tj: TrainingJob) -> str:
+    phase = phase_or_queued(tj)
+    reason = status_of(tj).reason
     return f"{phase}/{reason}" if reason and reason != phase else phase
 
 
@@ -99,11 +115,11 @@ async def reliability_aggregated(ctx: SourceContext) -> Dataset:
                 outcome,
                 len(jobs),
                 sum(retries(ctx, tj) for tj in jobs),
-                sum(status_of(tj).get("reason") == "BudgetExceeded" for tj in jobs),
+                sum(budget_exceeded(tj) for tj in jobs),
                 errors,
                 errors / total if total else None,
-                sum(bool(baseline(tj, "statisticallySignificant")) for tj in jobs),
-                mean(baseline(tj, "pValue") for tj in jobs),
+                sum(bool(baseline_of(tj).statistically_significant) for tj in jobs),
+                mean(baseline_of(tj).p_value for tj in jobs),
             )
         )
     chart = ChartSpec("Jobs per outcome", "outcome", "jobs", "bar")
@@ -112,22 +128,25 @@ async def reliability_aggregated(ctx: SourceContext) -> Dataset:
 
 async def reliability_summary(ctx: SourceContext) -> Dataset:
     jobs, stats = ctx.jobs(), await job_stats(ctx)
-    phases = [status_of(tj).get("phase") for tj in jobs]
-    done = sum(p in ("Completed", "Failed", "Cancelled") for p in phases)
+    phases = [status_of(tj).phase for tj in jobs]
+    done = sum(p is not None and p.is_terminal for p in phases)
     s = [stats.get(uid_of(tj), GroupStats()) for tj in jobs]
     total = sum(x.count for x in s)
     return summary_dataset(
         "Reliability summary",
         [
             ("jobs", len(jobs)),
-            ("jobs_failed", phases.count("Failed")),
-            ("jobs_cancelled", phases.count("Cancelled")),
-            ("budget_stops", sum(status_of(tj).get("reason") == "BudgetExceeded" for tj in jobs)),
+            ("jobs_failed", phases.count(TrainingPhase.FAILED)),
+            ("jobs_cancelled", phases.count(TrainingPhase.CANCELLED)),
+            ("budget_stops", sum(budget_exceeded(tj) for tj in jobs)),
             ("retries", sum(retries(ctx, tj) for tj in jobs)),
-            ("failure_rate", phases.count("Failed") / done if done else None),
+            ("failure_rate", phases.count(TrainingPhase.FAILED) / done if done else None),
             ("error_rate", sum(x.errors for x in s) / total if total else None),
-            ("significant_improvements", sum(bool(baseline(tj, "statisticallySignificant")) for tj in jobs)),
-            ("mean_p_value", mean(baseline(tj, "pValue") for tj in jobs)),
+            (
+                "significant_improvements",
+                sum(bool(baseline_of(tj).statistically_significant) for tj in jobs),
+            ),
+            ("mean_p_value", mean(baseline_of(tj).p_value for tj in jobs)),
         ],
     )
 

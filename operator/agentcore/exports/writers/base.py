@@ -69,6 +69,10 @@ class Writer(ABC):
         self.max_bytes = max_bytes
         self.suggestion = suggestion
         self.rows = 0
+        self._start()
+
+    def _start(self) -> None:  # noqa: B027 - optional hook: most writers set up in __init__
+        """Per-format set-up at the end of ``__init__`` (open the file, write a header)."""
 
     @abstractmethod
     def write(self, batch: Batch) -> None: ...

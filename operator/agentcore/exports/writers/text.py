@@ -16,11 +16,10 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import repeat
 from json.encoder import encode_basestring_ascii
-from pathlib import Path
 from typing import Any, BinaryIO
 
-from agentcore.exports.schema import Batch, Column, Kind
-from agentcore.exports.writers.base import ReportInfo, Writer, iso
+from agentcore.exports.schema import Batch, Kind
+from agentcore.exports.writers.base import Writer, iso
 
 Encoder = Callable[[Any], Any]
 _BUFFER = 1 << 20
@@ -75,21 +74,36 @@ _JSON: dict[Kind, tuple[Encoder, Encoder | None]] = {
 }
 
 
-class JsonLinesWriter(Writer):
+class _FileWriter(Writer):
+    """A format written straight to one file: the bytes written so far bound the export's size."""
+
+    def _start(self) -> None:
+        self._file: BinaryIO = open(self.path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish/abort
+        self._bytes = 0
+
+    def _emit(self, data: bytes) -> None:
+        self._file.write(data)
+        self._bytes += len(data)
+
+    def _wrote(self, rows: int) -> None:
+        self.rows += rows
+        self.check_size(self._bytes)
+
+    def finish(self, details: list[tuple[str, str]]) -> None:
+        self._file.close()
+        self.final_size()
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+class JsonLinesWriter(_FileWriter):
     """One JSON object per line (RFC 8259 values, UTF-8, "\\n"); money as decimal strings."""
 
-    def __init__(
-        self,
-        path: Path,
-        columns: tuple[Column, ...],
-        info: ReportInfo,
-        max_bytes: int | None = None,
-        suggestion: str = "",
-    ) -> None:
-        super().__init__(path, columns, info, max_bytes, suggestion)
-        self._file: BinaryIO = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish/abort
-        self._bytes = 0
-        self._prefixes = [("{" if i == 0 else ",") + json.dumps(c.name) + ":" for i, c in enumerate(columns)]
+    def _start(self) -> None:
+        super()._start()
+        names = enumerate(c.name for c in self.columns)
+        self._prefixes = [("{" if i == 0 else ",") + json.dumps(name) + ":" for i, name in names]
 
     def _column(self, i: int, values: Sequence[Any]) -> list[str]:
         kind = self.columns[i].kind
@@ -101,18 +115,8 @@ class JsonLinesWriter(Writer):
         if not batch:
             return
         columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
-        data = ("}\n".join(map("".join, zip(*columns, strict=True))) + "}\n").encode("utf-8")
-        self._file.write(data)
-        self._bytes += len(data)
-        self.rows += len(batch)
-        self.check_size(self._bytes)
-
-    def finish(self, details: list[tuple[str, str]]) -> None:
-        self._file.close()
-        self.final_size()
-
-    def abort(self) -> None:
-        self._file.close()
+        self._emit(("}\n".join(map("".join, zip(*columns, strict=True))) + "}\n").encode("utf-8"))
+        self._wrote(len(batch))
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -143,23 +147,14 @@ _CSV: dict[Kind, tuple[Encoder, Encoder | None]] = {
 }
 
 
-class CsvWriter(Writer):
+class CsvWriter(_FileWriter):
     """RFC 4180 CSV with a header row, UTF-8, CRLF line ends (what csv.writer and Excel expect)."""
 
-    def __init__(
-        self,
-        path: Path,
-        columns: tuple[Column, ...],
-        info: ReportInfo,
-        max_bytes: int | None = None,
-        suggestion: str = "",
-    ) -> None:
-        super().__init__(path, columns, info, max_bytes, suggestion)
-        self._file: BinaryIO = open(path, "wb", buffering=_BUFFER)  # noqa: SIM115 - closed in finish/abort
+    def _start(self) -> None:
+        super()._start()
         self._text = io.StringIO()
         self._csv = csv.writer(self._text)
-        self._bytes = 0
-        self._csv.writerow([c.name for c in columns])
+        self._csv.writerow([c.name for c in self.columns])
         self._flush()
 
     def _column(self, i: int, values: Sequence[Any]) -> Sequence[Any]:
@@ -177,8 +172,7 @@ class CsvWriter(Writer):
         data = self._text.getvalue().encode("utf-8")
         self._text.seek(0)
         self._text.truncate()
-        self._file.write(data)
-        self._bytes += len(data)
+        self._emit(data)
 
     def write(self, batch: Batch) -> None:
         if not batch:
@@ -186,12 +180,4 @@ class CsvWriter(Writer):
         columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
         self._csv.writerows(zip(*columns, strict=True))
         self._flush()
-        self.rows += len(batch)
-        self.check_size(self._bytes)
-
-    def finish(self, details: list[tuple[str, str]]) -> None:
-        self._file.close()
-        self.final_size()
-
-    def abort(self) -> None:
-        self._file.close()
+        self._wrote(len(batch))

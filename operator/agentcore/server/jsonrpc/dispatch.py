@@ -89,22 +89,22 @@ class Dispatcher:
             else:
                 payload = parse_json(body, self.max_depth)
         except RpcError as err:
-            return self._whole_request_error(err, principal)
+            return await self._whole_request_error(err, principal)
         if not isinstance(payload, list):
             return await self._run([to_entry(payload)], principal, request_id, batch=False)
         if not payload:
-            return self._whole_request_error(
+            return await self._whole_request_error(
                 RpcError(errors.INVALID_REQUEST, data={"error": "empty batch"}), principal
             )
         if len(payload) > self.max_batch:
             too_many = RpcError(
                 errors.INVALID_REQUEST, data={"error": f"batch larger than {self.max_batch} requests"}
             )
-            return self._whole_request_error(too_many, principal)
+            return await self._whole_request_error(too_many, principal)
         return await self._run([to_entry(item) for item in payload], principal, request_id, batch=True)
 
-    def _whole_request_error(self, err: RpcError, principal: Principal) -> Outcome:
-        decision = self.limiter.hit(principal.sub, DEFAULT_BUCKET)
+    async def _whole_request_error(self, err: RpcError, principal: Principal) -> Outcome:
+        decision = await self.limiter.hit(principal.sub, DEFAULT_BUCKET)
         if not decision.allowed:
             err = rate_limited(decision)
         self._observe("invalid", str(err.code), 0.0)
@@ -118,7 +118,9 @@ class Dispatcher:
         decisions: list[Decision] = []
         for entry in entries:
             method = self.methods.get(entry.method) if isinstance(entry, Call) else None
-            decision = self.limiter.hit(principal.sub, self.limiter.bucket(method.name if method else None))
+            decision = await self.limiter.hit(
+                principal.sub, self.limiter.bucket(method.name if method else None)
+            )
             decisions.append(decision)
             work.append(self._answer(entry, method, decision, ctx))
         # One request (the common case) is awaited directly: gather would wrap it in a task.
@@ -197,7 +199,7 @@ class Dispatcher:
 
 
 def rate_limited(decision: Decision) -> RpcError:
-    retry_after = max(1, int(decision.retry_after + 0.999))
+    retry_after = decision.retry_after_seconds
     return RpcError(
         errors.RATE_LIMITED,
         f"Rate limit exceeded: {decision.limit} requests per window; retry after {retry_after}s",

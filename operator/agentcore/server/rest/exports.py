@@ -50,7 +50,13 @@ from agentcore.exports.exporter import load_rule
 from agentcore.exports.queue import plan_queue
 from agentcore.exports.rules import BUILTIN_RULES, RULE_LABEL, RedactionRule, RuleError, rule_from_configmap
 from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings, key_from_ref
-from agentcore.exports.sources import NEEDS_TRAININGJOBS, SourceContext, SourceError, resolve_nodes
+from agentcore.exports.sources import (
+    NEEDS_TRAININGJOBS,
+    SourceContext,
+    SourceError,
+    parse_trainingjobs,
+    resolve_nodes,
+)
 from agentcore.exports.writers import ExportTooLarge
 from agentcore.kube.client import (
     CONFIGMAPS,
@@ -61,15 +67,13 @@ from agentcore.kube.client import (
     KubeClient,
 )
 from agentcore.server.auth import bearer_token
-from agentcore.server.ratelimit import RateLimit, RateLimiter
+from agentcore.server.ratelimit import EXPORTS_CREATE_BUCKET, EXPORTS_DOWNLOAD_BUCKET, RateLimiter
 from agentcore.storage.db import session_factory
 from agentcore.storage.objectstore import ObjectStore
 
 log = logging.getLogger("agentcore.exports.api")
 
 BASE = "/api/v1/exports"
-CREATE_BUCKET, DOWNLOAD_BUCKET = "exports.create", "exports.download"
-SPEC_LIMITS = {CREATE_BUCKET: RateLimit(10), DOWNLOAD_BUCKET: RateLimit(50), "default": RateLimit(600)}
 MAX_LIST_LIMIT = 100
 SIGV4_MAX_SECONDS = 7 * 24 * 3600
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -115,7 +119,7 @@ class ExportDeps:
     store: ObjectStore | None = None  # for presigned downloads and DELETE
     engine: AsyncEngine | None = None  # for size estimates and the audit log
     settings: ExportSettings = field(default_factory=ExportSettings.from_env)
-    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(SPEC_LIMITS))
+    limiter: RateLimiter = field(default_factory=RateLimiter)  # the app passes its one limiter
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     default_namespace: str = "default"
     max_url_seconds: int = 3600  # a download URL never outlives the file, and at most this
@@ -205,17 +209,16 @@ def _namespaces(caller: Principal, project_id: str | None) -> list[str | None]:
     return list(dict.fromkeys(caller.namespaces))
 
 
-def _rate_limit(request: web.Request, caller: Principal, bucket: str) -> dict[str, str]:
-    decision = request.app[DEPS].limiter.hit(caller.sub, bucket)
+async def _rate_limit(request: web.Request, caller: Principal, bucket: str) -> dict[str, str]:
+    decision = await request.app[DEPS].limiter.hit(caller.sub, bucket)
     headers = decision.headers()
     if not decision.allowed:
-        retry = max(1, math.ceil(decision.retry_after))
         raise ApiFailure(
             429,
             "RATE_LIMITED",
             "Export rate limit exceeded",
-            headers={**headers, "Retry-After": str(retry)},
-            retry_after_seconds=retry,
+            headers=headers,
+            retry_after_seconds=decision.retry_after_seconds,
         )
     return headers
 
@@ -320,7 +323,7 @@ async def get_rule(request: web.Request) -> web.Response:
 async def create_export(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     caller = await _caller(request)
-    headers = _rate_limit(request, caller, CREATE_BUCKET)
+    headers = await _rate_limit(request, caller, EXPORTS_CREATE_BUCKET)
     body = await _json_object(request)
     _check_format(body)
     req = _parse_request(body)
@@ -412,9 +415,10 @@ async def _preflight(deps: ExportDeps, namespace: str, req: views.CreateExportRe
     """Validate node ids and estimate the size before any work: EXPORT_TOO_LARGE is answered now.
     Returns the estimated row count (None when unknown)."""
     spec = ExportJobSpec(export_type=req.export_type, name=req.name, config=req.config)
-    ctx = SourceContext(namespace, spec, deps.engine)
-    if req.export_type in NEEDS_TRAININGJOBS:
-        ctx.trainingjobs = (await deps.kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", [])
+    listed = (
+        await deps.kube.list(TRAININGJOB_RESOURCE, namespace) if req.export_type in NEEDS_TRAININGJOBS else {}
+    )
+    ctx = SourceContext(namespace, spec, deps.engine, parse_trainingjobs(listed.get("items", [])))
     try:
         if req.export_type == ExportType.NODE_COMPARISON:
             resolve_nodes(ctx.jobs(), req.config.node_ids)
@@ -504,7 +508,7 @@ async def download_export(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     caller = await _caller(request)
     ej = await _find(request, caller)
-    headers = _rate_limit(request, caller, DOWNLOAD_BUCKET)
+    headers = await _rate_limit(request, caller, EXPORTS_DOWNLOAD_BUCKET)
     phase = ej.phase
     if phase != ExportPhase.COMPLETED:
         raise ApiFailure(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from agentcore.api.batchjob import BatchJob, JobConditionType
 from agentcore.api.exports import ExportConditionType, ExportJob, ExportPhase, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob import children, reconciler
-from agentcore.controllers.exportjob.childjob import ChildJob, JobConditionType
 from agentcore.controllers.exportjob.decide import changed_fields, decide
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.queue import Slot, plan_queue
@@ -60,13 +60,13 @@ def ej(
 
 def job(
     active: int = 1, suspended: bool = False, condition: str | None = None, message: str = ""
-) -> ChildJob:
+) -> BatchJob:
     status: dict = {"active": active}
     if condition:
         status["conditions"] = [
             {"type": condition, "status": "True", "reason": "BackoffLimitExceeded", "message": message}
         ]
-    return ChildJob.parse(
+    return BatchJob.parse(
         {"metadata": {"name": "x-export"}, "spec": {"suspend": suspended}, "status": status}
     )
 
@@ -241,7 +241,7 @@ def test_child_job_view_reads_what_the_controller_needs():
     assert failed.condition(JobConditionType.FAILED).message == "deadline"
     running = job(active=1, suspended=True)
     assert running.finished is None and running.suspended and not running.pods_gone
-    assert ChildJob.parse({"metadata": {"name": "j"}}).name == "j"  # no spec or status yet
+    assert BatchJob.parse({"metadata": {"name": "j"}}).name == "j"  # no spec or status yet
 
 
 def test_exportjob_model_derives_id_and_phase():

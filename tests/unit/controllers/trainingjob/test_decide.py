@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from agentcore.api.batchjob import BatchJob
 from agentcore.api.training import TrainingJob
-from agentcore.controllers.common.batchjob import BatchJob
 from agentcore.controllers.trainingjob.decide import Decision, decide
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

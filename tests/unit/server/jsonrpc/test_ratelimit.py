@@ -7,48 +7,76 @@ import uuid
 import pytest
 
 from agentcore.server.jsonrpc import errors
-from agentcore.server.ratelimit import SPEC_LIMITS, RateLimit, RateLimiter, parse_limits
+from agentcore.server.ratelimit import (
+    SPEC_LIMITS,
+    MemoryRateLimitStore,
+    RateLimit,
+    RateLimiter,
+    Step,
+    decision,
+    gcra_step,
+    parse_limits,
+)
 from tests.unit.server.jsonrpc.conftest import BIG_LIMITS, Api, FakeClock, make_settings, token
 
 
-def test_burst_then_steady_refill() -> None:
+async def test_burst_then_steady_refill() -> None:
     clock = FakeClock()
     limiter = RateLimiter({"m": RateLimit(3, 60)}, clock=clock)
-    decisions = [limiter.hit("alice", "m") for _ in range(4)]
+    decisions = [await limiter.hit("alice", "m") for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions] == [2, 1, 0, 0]
     assert decisions[3].retry_after == pytest.approx(20.0)  # one slot refills every 60/3 s
     assert decisions[2].reset_at == pytest.approx(clock.now + 60)  # full again a window later
     clock.now += 19.9
-    assert not limiter.hit("alice", "m").allowed
+    assert not (await limiter.hit("alice", "m")).allowed
     clock.now += 0.1
-    assert limiter.hit("alice", "m").allowed
-    assert limiter.hit("bob", "m").remaining == 2  # callers are independent
+    assert (await limiter.hit("alice", "m")).allowed
+    assert (await limiter.hit("bob", "m")).remaining == 2  # callers are independent
     clock.now += 3600
-    assert limiter.hit("alice", "m").remaining == 2  # a long pause refills only up to the limit
+    assert (await limiter.hit("alice", "m")).remaining == 2  # a long pause refills only up to the limit
 
 
-def test_refused_requests_cost_nothing() -> None:
+async def test_refused_requests_cost_nothing() -> None:
     clock = FakeClock()
     limiter = RateLimiter({"m": RateLimit(1, 10)}, clock=clock)
-    assert limiter.hit("a", "m").allowed
+    assert (await limiter.hit("a", "m")).allowed
     for _ in range(50):
-        assert not limiter.hit("a", "m").allowed
+        assert not (await limiter.hit("a", "m")).allowed
     clock.now += 10
-    assert limiter.hit("a", "m").allowed
+    assert (await limiter.hit("a", "m")).allowed
 
 
-def test_buckets_and_pruning() -> None:
+async def test_buckets_and_pruning() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(SPEC_LIMITS, clock=clock, max_keys=10)
+    store = MemoryRateLimitStore(max_keys=10)
+    limiter = RateLimiter(SPEC_LIMITS, clock=clock, store=store)
     assert limiter.bucket("training.evaluate") == "training.evaluate"
     assert limiter.bucket("rpc.discover") == limiter.bucket(None) == "default"
-    assert limiter.hit("x", "training.evaluate").limit == 5
+    assert (await limiter.hit("x", "training.evaluate")).limit == 5
     for i in range(10):
-        limiter.hit(f"caller-{i}", "default")
+        await limiter.hit(f"caller-{i}", "default")
     clock.now += 120
-    limiter.hit("late", "default")
-    assert len(limiter._tat) == 1  # every full bucket was dropped
+    await limiter.hit("late", "default")
+    assert len(store) == 1  # every full bucket was dropped
+
+
+def test_the_gcra_step_is_pure_and_refusals_leave_the_tat() -> None:
+    rate = RateLimit(2, 60)
+    first = gcra_step(None, rate, 1000.0)  # a new key: a full bucket
+    assert first == Step(True, 1030.0)
+    second = gcra_step(first.tat, rate, 1000.0)
+    assert second == Step(True, 1060.0)
+    refused = gcra_step(second.tat, rate, 1000.0)
+    assert refused == Step(False, 1060.0)
+    assert decision(refused, rate, 1000.0).retry_after == pytest.approx(30.0)
+    assert decision(second, rate, 1000.0).remaining == 0 and decision(first, rate, 1000.0).remaining == 1
+
+
+async def test_overrides_keep_the_spec_limits_of_other_buckets() -> None:
+    limiter = RateLimiter({"default": RateLimit(5)})
+    assert limiter.limits["exports.create"] == SPEC_LIMITS["exports.create"] == RateLimit(10)
+    assert limiter.limits["exports.download"].limit == 50 and limiter.limits["default"].limit == 5
 
 
 def test_parse_limits() -> None:
@@ -111,10 +139,19 @@ async def test_garbage_and_unauthenticated_callers_are_limited_too(api: Api) -> 
     assert unauthenticated == [401, 401, 401, 429]
 
 
-def test_full_limit_at_epoch_second_magnitudes():
-    from agentcore.server.ratelimit import RateLimit, RateLimiter
-
+async def test_full_limit_at_epoch_second_magnitudes():
     now = [1_795_310_381.123]
     limiter = RateLimiter({"m": RateLimit(50, 60.0), "default": RateLimit(50, 60.0)}, clock=lambda: now[0])
-    allowed = [limiter.hit("caller", "m").allowed for _ in range(51)]
+    allowed = [(await limiter.hit("caller", "m")).allowed for _ in range(51)]
     assert allowed == [True] * 50 + [False]
+
+
+def test_one_limiter_serves_the_jsonrpc_and_the_rest_routes() -> None:
+    from agentcore.server.app import STATE, create_app
+    from agentcore.server.rest.exports import DEPS
+
+    limiter = RateLimiter(BIG_LIMITS)
+    app = create_app(make_settings(), limiter=limiter)
+    assert app[STATE].limiter is limiter and app[DEPS].limiter is limiter
+    default = create_app(make_settings())
+    assert default[DEPS].limiter is default[STATE].limiter

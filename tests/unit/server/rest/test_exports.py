@@ -19,9 +19,9 @@ from agentcore.auth.tokens import ADMIN_ROLE, ALL_NAMESPACES, EXPORT, VIEW, Prin
 from agentcore.exports.rules import RULE_LABEL
 from agentcore.exports.settings import ExportSettings
 from agentcore.kube.client import ApiError, Resource
-from agentcore.server.ratelimit import RateLimiter
+from agentcore.server.ratelimit import SPEC_LIMITS, RateLimiter
 from agentcore.server.rest import exports as rest
-from agentcore.server.rest.exports import SPEC_LIMITS, ExportDeps, Unauthorized, add_export_routes
+from agentcore.server.rest.exports import ExportDeps, Unauthorized, add_export_routes
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.trajectories import TrajectoryRepository
