@@ -20,8 +20,10 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from agentcore.api.training import GRPOConfig
 from agentcore.cost import price_for_model
 from agentcore_trainer.datasets import generate
+from agentcore_trainer.evaluation.checkpoint import evaluate_state
 from tests.conftest import get_json, trajectory_counts, wait_for
 from tests.integration.controllers.test_trainingjob import (  # noqa: F401  (the fixture)
     operator,
@@ -139,6 +141,12 @@ def test_llm_trainingjob_completes_resumes_and_exports_a_peft_adapter(
         assert {"adapter_config.json", "adapter_model.safetensors"} <= set(zf.namelist())
         zf.extractall(adapter_dir)
     _assert_adapter_changes_outputs(adapter_dir)
+
+    # training.evaluate's worker evaluates an LLM checkpoint like a built-in one.
+    config = GRPOConfig.model_validate(done["spec"]["config"])
+    body = evaluate_state(blob, best, config, _calculator_queries(seed=99)[:2])
+    assert body["checkpoint_id"] == best and body["queries_evaluated"] == 2
+    assert set(body["baseline_comparison"]) >= {"p_value", "success_rate_improvement"}
 
 
 def _trajectory_steps(dsn: str, job_id: str) -> list[dict]:
