@@ -59,12 +59,13 @@ def test_crds_are_established(crds_installed: ControlPlane) -> None:
 
 
 def test_examples_are_accepted(crds_installed: ControlPlane, examples_namespace: str) -> None:
-    files = [EXAMPLES / "trainingjob.yaml", EXAMPLES / "exportjob.yaml"]
+    files = [EXAMPLES / "trainingjob.yaml", EXAMPLES / "exportjob.yaml", EXAMPLES / "trainingjob-llm.yaml"]
     args = [arg for path in files for arg in ("-f", str(path))]
     out = crds_installed.kubectl("apply", "-n", examples_namespace, *args).stdout
     assert "configmap/tool-agent-queries" in out
     assert "trainingjob.training.agentcore.io/tool-agent-example" in out
     assert "exportjob.training.agentcore.io/tool-agent-trajectories" in out
+    assert "trainingjob.training.agentcore.io/llm-agent-example" in out
     # The kustomization lists the same objects: applying it again changes nothing.
     again = crds_installed.kubectl("apply", "-n", examples_namespace, "-k", str(EXAMPLES)).stdout
     assert "created" not in again, again

@@ -59,7 +59,7 @@ def llm_job(name: str) -> str:
             },
         },
         "trainingData": {"configMapKeyRef": {"name": "llm-queries", "key": "queries.json"}},
-        "evaluationData": {"inline": _calculator_queries(seed=99)[:2]},
+        "evaluationData": {"inline": [_camel(q) for q in _calculator_queries(seed=99)[:2]]},
         "backoffLimit": 3,
     }
     return yaml.safe_dump(
@@ -70,6 +70,11 @@ def llm_job(name: str) -> str:
             "spec": spec,
         }
     )
+
+
+def _camel(query: dict) -> dict:
+    """A query as the resource spells it (camelCase; ConfigMap/URI data stays snake_case JSON)."""
+    return {"query": query["query"], "expectedOutcome": query["expected_outcome"]}
 
 
 def _calculator_queries(seed: int) -> list[dict]:

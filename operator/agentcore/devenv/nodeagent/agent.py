@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from agentcore.devenv.binaries import cache_root
 from agentcore.devenv.nodeagent.images import ImageEntry
 from agentcore.devenv.nodeagent.podenv import container_env
 from agentcore.devenv.nodeagent.runner import PodRunner
@@ -250,6 +251,9 @@ class NodeAgent:
         for passthrough in ("AGENTCORE_CACHE", "TMPDIR", "PYTHONPATH"):
             if passthrough in os.environ:
                 env[passthrough] = os.environ[passthrough]
+        # One model cache per node (as a kubelet's image cache is), not one per pod's HOME: the
+        # trainer converts a GGUF model once, and later pods of any job load the conversion.
+        env["AGENTCORE_MODEL_CACHE"] = os.environ.get("AGENTCORE_MODEL_CACHE") or str(cache_root() / "models")
         env.update(await self._service_account_env(pod, pod_dir))
         return env
 
