@@ -31,7 +31,7 @@ from safetensors.torch import save as save_tensors
 
 from agentcore_trainer.algorithm.grpo import AlgoConfig, group_advantages
 from agentcore_trainer.algorithm.token_grpo import LossParts, token_loss, token_weights
-from agentcore_trainer.algorithm.trainer import IterationReport, trajectory_records
+from agentcore_trainer.algorithm.trainer import IterationReport, iteration_metrics, trajectory_records
 from agentcore_trainer.environments.conversation import Conversation, converse
 from agentcore_trainer.environments.rollout import Clock, utc_now
 from agentcore_trainer.environments.toolcalls import Toolbox
@@ -194,32 +194,15 @@ class LLMTrainer:
         update: dict[str, float],
         frac_zero_std: float,
     ) -> dict[str, float]:
-        n = len(convs)
-        input_tokens = sum(c.input_tokens for c in convs)
-        output_tokens = sum(c.output_tokens for c in convs)
-        failures = sum(r.failed for r in results)
-        self.counters["trajectories_generated"] += n
-        self.counters["input_tokens_total"] += input_tokens
-        self.counters["output_tokens_total"] += output_tokens
-        self.counters["reward_failures"] += failures
+        metrics = iteration_metrics(
+            convs, results, valid_rewards, update, frac_zero_std, self.counters, self.iteration
+        )
         calls = [s for c in convs for s in c.steps if s["action"]["tool"] != "answer"]
-        return {
-            "iteration": float(self.iteration),
-            "avg_reward": float(valid_rewards.mean()) if valid_rewards.size else 0.0,
-            "reward_std": float(valid_rewards.std()) if valid_rewards.size else 0.0,
-            "success_rate": sum(r.success for r in results) / n,
-            "frac_reward_zero_std": frac_zero_std,
-            "clip_ratio": update.get("clip_ratio/region_mean", 0.0),
-            "avg_steps": sum(len(c.steps) for c in convs) / n,
-            "trajectories": float(n),
-            "reward_failures": float(failures),
-            "input_tokens": float(input_tokens),
-            "output_tokens": float(output_tokens),
-            "valid_tool_call_fraction": sum("error" not in s["result"] for s in calls) / max(len(calls), 1),
-            "answered_fraction": sum(c.final_answer is not None for c in convs) / n,
-            **{k: float(v) for k, v in update.items()},
-            **{k: float(v) for k, v in self.counters.items()},
-        }
+        metrics["valid_tool_call_fraction"] = sum("error" not in s["result"] for s in calls) / max(
+            len(calls), 1
+        )
+        metrics["answered_fraction"] = sum(c.final_answer is not None for c in convs) / max(len(convs), 1)
+        return metrics
 
     # -- evaluation ----------------------------------------------------------------------------------
 

@@ -233,29 +233,8 @@ class Trainer:
         update: dict[str, float],
         frac_zero_std: float,
     ) -> dict[str, float]:
-        n = len(episodes)
-        failures = sum(r.failed for r in results)
-        input_tokens = sum(ep.input_tokens for ep in episodes)
-        output_tokens = sum(ep.output_tokens for ep in episodes)
-        self.counters["trajectories_generated"] += n
-        self.counters["input_tokens_total"] += input_tokens
-        self.counters["output_tokens_total"] += output_tokens
-        self.counters["reward_failures"] += failures
-        metrics = {
-            "iteration": float(self.iteration),
-            "avg_reward": float(valid_rewards.mean()) if valid_rewards.size else 0.0,
-            "reward_std": float(valid_rewards.std()) if valid_rewards.size else 0.0,
-            "success_rate": sum(r.success for r in results) / n,
-            "frac_reward_zero_std": frac_zero_std,
-            "clip_ratio": update["clip_ratio/region_mean"],
-            "avg_steps": sum(len(ep.actions) for ep in episodes) / n,
-            "trajectories": float(n),
-            "reward_failures": float(failures),
-            "input_tokens": float(input_tokens),
-            "output_tokens": float(output_tokens),
-            **{k: float(v) for k, v in update.items()},
-            **{k: float(v) for k, v in self.counters.items()},
-        }
+        metrics = iteration_metrics(episodes, results, valid_rewards, update, frac_zero_std,
+                                    self.counters, self.iteration)  # fmt: skip
         metrics.update(_tool_frequencies(episodes))
         return metrics
 
@@ -274,6 +253,41 @@ class TrajectoryLike(Protocol):
 
     @property
     def output_tokens(self) -> int: ...
+
+
+def iteration_metrics(
+    episodes: Sequence[TrajectoryLike],
+    results: Sequence[RewardResult],
+    valid_rewards: FloatArray,
+    update: dict[str, float],
+    frac_zero_std: float,
+    counters: dict[str, int],
+    iteration: int,
+) -> dict[str, float]:
+    """One iteration's metrics (TRL's names where TRL has one); adds the iteration to `counters`."""
+    n = len(episodes)
+    failures = sum(r.failed for r in results)
+    input_tokens = sum(ep.input_tokens for ep in episodes)
+    output_tokens = sum(ep.output_tokens for ep in episodes)
+    counters["trajectories_generated"] += n
+    counters["input_tokens_total"] += input_tokens
+    counters["output_tokens_total"] += output_tokens
+    counters["reward_failures"] += failures
+    return {
+        "iteration": float(iteration),
+        "avg_reward": float(valid_rewards.mean()) if valid_rewards.size else 0.0,
+        "reward_std": float(valid_rewards.std()) if valid_rewards.size else 0.0,
+        "success_rate": sum(r.success for r in results) / max(n, 1),
+        "frac_reward_zero_std": frac_zero_std,
+        "clip_ratio": update.get("clip_ratio/region_mean", 0.0),
+        "avg_steps": sum(len(ep.steps) for ep in episodes) / max(n, 1),
+        "trajectories": float(n),
+        "reward_failures": float(failures),
+        "input_tokens": float(input_tokens),
+        "output_tokens": float(output_tokens),
+        **{k: float(v) for k, v in update.items()},
+        **{k: float(v) for k, v in counters.items()},
+    }
 
 
 def trajectory_records(
