@@ -22,12 +22,26 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapter(args: argparse.Namespace) -> int:
+    from agentcore_trainer.policies.adapter import run
+
+    return run(args)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from agentcore_trainer.runtime.arguments import add_arguments
 
     trainer = sub.add_parser("trainer", help="trainer entry point (trainer pods, or standalone)")
     add_arguments(trainer)
     trainer.set_defaults(func=_run_trainer)
+
+    from agentcore_trainer.policies import adapter
+
+    export = sub.add_parser(
+        "adapter", help="write a TrainingJob's LLM checkpoint as a PEFT adapter directory"
+    )
+    adapter.add_arguments(export)
+    export.set_defaults(func=_adapter)
 
     datasets = sub.add_parser("datasets", help="built-in datasets")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)

@@ -36,12 +36,11 @@ from agentcore_trainer.environments.conversation import Conversation, converse
 from agentcore_trainer.environments.rollout import Clock, utc_now
 from agentcore_trainer.environments.toolcalls import Toolbox
 from agentcore_trainer.evaluation.metrics import EvaluationResult, evaluation_result
+from agentcore_trainer.policies.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from agentcore_trainer.policies.causal_lm import CausalLMPolicy
 from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
 
 STATE_FORMAT = 1
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 FULL_WEIGHTS = "model.safetensors"
 
 
