@@ -135,6 +135,13 @@ class LLMBackend:
     """The causal-LM trainer; evaluation's baseline is the model with its adapter disabled."""
 
     def __init__(self, shape: RunShape, state: bytes | None) -> None:
+        try:
+            import torch  # noqa: F401  (only to say clearly what is missing)
+        except ImportError as exc:
+            raise ValueError(
+                "policy.backend transformers needs the trainer's llm extra in the trainer image "
+                "(pip install 'agentcore-trainer[llm]', or build with --build-arg TRAINER_EXTRAS=llm)"
+            ) from exc
         from agentcore_trainer.algorithm.llm_trainer import LLMTrainer
         from agentcore_trainer.environments.toolcalls import Toolbox
         from agentcore_trainer.policies.causal_lm import CausalLMPolicy
