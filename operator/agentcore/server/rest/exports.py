@@ -2,9 +2,11 @@
 
 ``project_id`` is the Kubernetes namespace (the tenant); a caller may use the namespaces of its
 token. Every endpoint needs an authenticated caller with ``data:export`` (the admin role has every
-permission); privacy level ``full`` needs the admin role. Rate limits per caller: create 10/min,
-download 50/min (the spec's table); the "3 concurrent exports per tenant" limit is the operator's
-queue, so creating a fourth export is accepted and reports its ``position_in_queue``.
+permission); privacy level ``full`` needs the admin role for every verb (create, get, list,
+download, cancel, delete): other callers get PRIVACY_LEVEL_DENIED and do not see it in a list.
+Rate limits per caller: create 10/min, download 50/min (the spec's table); the "3 concurrent
+exports per tenant" limit is the operator's queue, so creating a fourth export is accepted and
+reports its ``position_in_queue``.
 
 Error bodies: ``{"detail", "status_code", "error_code", ...}`` — INVALID_FORMAT,
 PRIVACY_LEVEL_DENIED, EXPORT_TOO_LARGE and RATE_LIMITED exactly as the spec shows them, and
@@ -273,6 +275,8 @@ async def _find(request: web.Request, caller: Principal) -> ExportJob:
     found = await _by_id(request.app[DEPS], namespaces, export_id)
     if found is None:
         raise _not_found()
+    # Every verb on one export (get, download, cancel, delete) goes through here.
+    _check_level(caller, found.spec.config.privacy_level)
     return found
 
 
@@ -332,14 +336,7 @@ async def create_export(request: web.Request) -> web.Response:
         raise ApiFailure(400, "VALIDATION_ERROR", f"project_id '{namespace}' is not a valid project id")
     _namespaces(caller, namespace)
     level = req.config.privacy_level
-    if level == PrivacyLevel.FULL and not caller.is_admin:
-        raise ApiFailure(
-            403,
-            "PRIVACY_LEVEL_DENIED",
-            "Privacy level 'full' requires admin role",
-            your_role=_role(caller),
-            required_role=ADMIN_ROLE,
-        )
+    _check_level(caller, level)
     if level != PrivacyLevel.FULL:
         await _check_rule(deps, namespace, req.config.redaction_rule, level)
     rows = await _preflight(deps, namespace, req)
@@ -366,6 +363,22 @@ async def create_export(request: web.Request) -> web.Response:
         "created_at": ej.metadata.creation_timestamp or views.stamp(deps.clock()),
     }
     return web.json_response(body_out, status=202, headers=headers)
+
+
+def _check_level(caller: Principal, level: PrivacyLevel) -> None:
+    """`full` is admin-only for every verb, not only create: the file holds raw agent data."""
+    if level == PrivacyLevel.FULL and not caller.is_admin:
+        raise ApiFailure(
+            403,
+            "PRIVACY_LEVEL_DENIED",
+            "Privacy level 'full' requires admin role",
+            your_role=_role(caller),
+            required_role=ADMIN_ROLE,
+        )
+
+
+def _visible(caller: Principal, ej: ExportJob) -> bool:
+    return caller.is_admin or ej.spec.config.privacy_level != PrivacyLevel.FULL
 
 
 def _role(caller: Principal) -> str:
@@ -476,6 +489,7 @@ async def list_exports(request: web.Request) -> web.Response:
     skip = _int_param(query.get("skip"), 0, 0, None, "skip")
     limit = _int_param(query.get("limit"), 20, 1, MAX_LIST_LIMIT, "limit")
     items = await _list(deps, _namespaces(caller, query.get("project_id")))
+    items = [ej for ej in items if _visible(caller, ej)]
     if status:
         items = [ej for ej in items if ej.phase.api_value == status]
     if export_type:
