@@ -294,9 +294,8 @@ class TrainingJobReconciler:
         return _parse(raw)
 
     async def _secret(self, tj: TrainingJob, hook: Webhook) -> bytes | None:
+        """The HMAC key, or None when the Secret or key is missing: the dispatcher then refuses."""
         ref = hook.secret_ref
-        if ref is None:
-            return None
         obj = await self._get(SECRETS, ref.name, tj.metadata.namespace or "")
         value = ((obj or {}).get("data") or {}).get(ref.key)
         return base64.b64decode(value) if value else None

@@ -129,3 +129,15 @@ def test_public_and_allow_listed_addresses() -> None:
     assert not address_allowed("192.168.1.5", [])
     assert address_allowed("192.168.1.5", parse_networks(["192.168.0.0/16"]))
     assert not address_allowed("fe80::1%eth0", [])
+
+
+async def test_a_delivery_without_a_signing_key_is_not_sent(serve):
+    """Red team (issue 12): a missing secretRef Secret or key meant an unsigned delivery."""
+    receiver = Receiver([])
+    waits: list[float] = []
+    hooks = dispatcher(waits)
+    unsigned = Delivery("ns/j", "k", await serve(receiver), "training.job.started", {}, None)
+    ok, detail = await hooks._deliver(unsigned)
+    await hooks.close()
+    assert (ok, receiver.hits) == (False, 0)
+    assert "secretRef" in detail
