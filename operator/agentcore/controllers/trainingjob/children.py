@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentcore.api import labels
-from agentcore.api.common import GROUP
+from agentcore.api.common import GROUP, KeySelector
 from agentcore.api.training import TrainingJob
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
@@ -81,6 +81,23 @@ def _data_refs(tj: TrainingJob) -> dict[str, set[str]]:
             refs["configmaps"].add(source.config_map_key_ref.name)
         if source is not None and source.secret_key_ref is not None:
             refs["secrets"].add(source.secret_key_ref.name)
+    return refs
+
+
+def secret_refs(tj: TrainingJob) -> list[tuple[str, KeySelector]]:
+    """Every Secret the TrainingJob names, with the field that names it (for error messages).
+
+    The operator checks each carries labels.USABLE_BY_TRAININGJOBS before it creates the Role:
+    RBAC cannot select Secrets by label, so the Role's resourceNames are only safe once checked."""
+    refs: list[tuple[str, KeySelector]] = []
+    for field, source in (
+        ("trainingData", tj.spec.training_data),
+        ("evaluationData", tj.spec.evaluation_data),
+    ):
+        if source is not None and source.secret_key_ref is not None:
+            refs.append((f"{field}.secretKeyRef", source.secret_key_ref))
+    for index, hook in enumerate(tj.spec.webhooks or []):
+        refs.append((f"webhooks[{index}].secretRef", hook.secret_ref))
     return refs
 
 

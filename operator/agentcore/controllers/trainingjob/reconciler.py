@@ -31,7 +31,7 @@ from agentcore.controllers.common.events import involved_object, post_event, pos
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
-from agentcore.datasources import DataSourceError, load_queries
+from agentcore.datasources import DataSourceError, load_queries, unlabelled_secret, usable_secret
 from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
@@ -147,6 +147,9 @@ class TrainingJobReconciler:
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
+        refused = await self._check_secret_refs(tj)
+        if refused:
+            return refused
         try:
             queries = await load_queries(spec.training_data.to_resource(), ns, self.kube)
             if len(queries) < MIN_TRAINING_QUERIES:
@@ -157,6 +160,18 @@ class TrainingJobReconciler:
                 await load_queries(spec.evaluation_data.to_resource(), ns, self.kube)
         except DataSourceError as exc:
             return f"training data: {exc}"
+        return None
+
+    async def _check_secret_refs(self, tj: TrainingJob) -> str | None:
+        """The first Secret reference that is missing or not labelled for TrainingJobs, as a
+        message naming the field; checked before any data is read or any Role is created."""
+        ns = tj.metadata.namespace or ""
+        for field, ref in children.secret_refs(tj):
+            obj = await self._get(SECRETS, ref.name, ns)
+            if obj is None:
+                return f"{field}: Secret {ref.name!r} not found"
+            if not usable_secret(obj):
+                return f"{field}: {unlabelled_secret(ref.name)}"
         return None
 
     async def _create_children(self, tj: TrainingJob) -> BatchJob:
@@ -297,6 +312,8 @@ class TrainingJobReconciler:
         """The HMAC key, or None when the Secret or key is missing: the dispatcher then refuses."""
         ref = hook.secret_ref
         obj = await self._get(SECRETS, ref.name, tj.metadata.namespace or "")
+        if obj is None or not usable_secret(obj):  # the label may have been removed since validation
+            return None
         value = ((obj or {}).get("data") or {}).get(ref.key)
         return base64.b64decode(value) if value else None
 
