@@ -23,7 +23,12 @@ Obj = dict[str, Any]
 
 
 def child_name(tj: TrainingJob) -> str:
-    return f"{tj.metadata.name}-trainer"[:63].rstrip("-")
+    return manifests.bounded_name(tj.metadata.name or "", "-trainer")
+
+
+def name_label(tj: TrainingJob) -> str:
+    """The TrainingJob's name as a label value (at most 63 characters, unique per name)."""
+    return manifests.bounded_name(tj.metadata.name or "")
 
 
 def owner_reference(tj: TrainingJob) -> Obj:
@@ -35,7 +40,7 @@ def _meta(tj: TrainingJob, extra_labels: dict[str, str] | None = None) -> Obj:
         "name": child_name(tj),
         "namespace": tj.metadata.namespace,
         "labels": {
-            LABEL_TRAININGJOB: tj.metadata.name,
+            LABEL_TRAININGJOB: name_label(tj),
             LABEL_JOB_ID: tj.metadata.uid,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "trainer",
@@ -163,7 +168,7 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
 def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
     spec, meta = tj.spec, tj.metadata
     user_labels = dict(spec.labels or {})
-    pod_labels = {**user_labels, LABEL_TRAININGJOB: meta.name, LABEL_JOB_ID: meta.uid}
+    pod_labels = {**user_labels, LABEL_TRAININGJOB: name_label(tj), LABEL_JOB_ID: meta.uid}
     job_spec: Obj = {
         "backoffLimit": spec.backoff_limit,
         # With Kueue the Job starts suspended and Kueue admits it; otherwise it follows spec.suspend.

@@ -26,8 +26,9 @@ from agentcore.api.training import (
 )
 from agentcore.api.training import TrainingReason as Reason
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import create_workload
+from agentcore.controllers.common.create import ChildConflict, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
+from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
@@ -110,13 +111,20 @@ class TrainingJobReconciler:
         if tj is None or tj.metadata.deletion_timestamp:
             return
         raw_job = await self._get(JOBS, children.child_name(tj), namespace)
+        conflict = None
+        if raw_job is not None and controller_uid(raw_job) != tj.metadata.uid:
+            # Someone else's Job holds the name: never read its state as ours.
+            conflict, raw_job = f"jobs {children.child_name(tj)!r} is not owned by this TrainingJob", None
         job = BatchJob.model_validate(raw_job) if raw_job is not None else None
         terminal = tj.status is not None and tj.status.phase is not None and tj.status.phase.is_terminal
-        data_error = None if job is not None or terminal else await self._validate(tj)
+        data_error = None if job is not None or terminal else conflict or await self._validate(tj)
         tj = await self._post_state_events(tj, job)
         decision = decide(tj, job, data_error, self.clock())
         if decision.want_job and job is None:
-            job = await self._create_children(tj)
+            try:
+                job = await self._create_children(tj)
+            except ChildConflict as exc:  # fail the job with the reason rather than retry forever
+                decision = decide(tj, None, str(exc), self.clock())
         await self._converge_suspend(tj, job, decision.suspend_job)
         patch = status_patch(tj.status, decision.status)
         if patch:
