@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -69,6 +70,7 @@ from agentcore.kube.client import (
     KubeClient,
 )
 from agentcore.server.auth import bearer_token
+from agentcore.server.jsonrpc.protocol import nesting_exceeds
 from agentcore.server.ratelimit import EXPORTS_CREATE_BUCKET, EXPORTS_DOWNLOAD_BUCKET, RateLimiter
 from agentcore.storage.db import session_factory
 from agentcore.storage.objectstore import ObjectStore
@@ -77,6 +79,7 @@ log = logging.getLogger("agentcore.exports.api")
 
 BASE = "/api/v1/exports"
 MAX_LIST_LIMIT = 100
+MAX_JSON_DEPTH = 32  # request bodies of this API are a few levels deep
 SIGV4_MAX_SECONDS = 7 * 24 * 3600
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Rows per second per format, measured by bench/export.py (2 cores); plus a pod's start-up.
@@ -385,11 +388,26 @@ def _role(caller: Principal) -> str:
     return sorted(caller.roles)[0] if caller.roles else "viewer"
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def _json_body(request: web.Request) -> Any:
+    """The decoded body; a body nested deeper than MAX_JSON_DEPTH is a 400 naming the rule (it
+    used to reach a RecursionError, a 500, in the decoder or in validation)."""
+    too_deep = ApiFailure(
+        400, "VALIDATION_ERROR", f"Request body is JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    )
+    text = await request.read()
     try:
-        body = await request.json()
+        body = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         raise ApiFailure(400, "VALIDATION_ERROR", "Request body must be a JSON object") from None
+    if nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise too_deep
+    return body
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiFailure(400, "VALIDATION_ERROR", "Request body must be a JSON object")
     return body
@@ -586,9 +604,9 @@ async def _reason(request: web.Request) -> str | None:
     if not request.can_read_body:
         return None
     try:
-        body = await request.json()
-    except ValueError:
-        return None
+        body = await _json_body(request)
+    except ApiFailure:
+        return None  # the reason is optional: an unreadable body is no reason
     reason = body.get("reason") if isinstance(body, dict) else None
     return reason if isinstance(reason, str) and reason.strip() else None
 

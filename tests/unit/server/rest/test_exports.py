@@ -522,3 +522,16 @@ async def test_full_exports_are_admin_only_for_get_list_download(api):
     admin = {"X-Test-Caller": "admin"}
     assert (await api.get(f"/api/v1/exports/{full_id}/download", headers=admin)).status == 200
     assert (await (await api.get("/api/v1/exports", headers=admin)).json())["total"] == 1
+
+
+@pytest.mark.parametrize("depth", [33, 100_000])
+async def test_deeply_nested_bodies_are_a_400_naming_the_rule(api, depth: int):
+    """Red team (issue 12): a deep body was a RecursionError, answered 500."""
+    nested = "[" * depth + "]" * depth
+    text = json.dumps(body())[:-1] + f', "extra": {nested}}}'
+    headers = {"X-Test-Caller": "analyst", "Content-Type": "application/json"}
+    resp = await api.post("/api/v1/exports", data=text, headers=headers)
+    assert resp.status == 400
+    out = await resp.json()
+    assert out["error_code"] == "VALIDATION_ERROR" and "nested deeper than 32" in out["detail"]
+    assert api.kube.exportjobs() == []
