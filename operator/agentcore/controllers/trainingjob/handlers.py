@@ -77,7 +77,10 @@ async def _resync_forever(reconciler: TrainingJobReconciler, every: float) -> No
 
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
 async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED" or memo.get("reconciler") is None:
+    if memo.get("reconciler") is None:
+        return
+    if type == "DELETED":
+        memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
         return
     await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +63,15 @@ class TrainingJobReconciler:
             config.webhook_retries,
             allowed_networks=config.webhook_allowed_networks,
         )
+        # Per job while someone holds or waits for it (pruned after: see _job_lock).
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = {}
         self._outstanding: dict[tuple[str, str], tuple[int, Notification]] = {}
 
     # -- entry points ----------------------------------------------------------------------------
     async def reconcile(self, namespace: str, name: str) -> None:
         started = time.monotonic()
-        async with self._locks.setdefault(f"{namespace}/{name}", asyncio.Lock()):
+        async with self._job_lock(f"{namespace}/{name}"):
             try:
                 await self._reconcile(namespace, name)
             except ApiError as exc:
@@ -79,6 +82,27 @@ class TrainingJobReconciler:
                 raise
             finally:
                 RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    @contextlib.asynccontextmanager
+    async def _job_lock(self, key: str) -> AsyncIterator[None]:
+        """One reconcile (or webhook record) per job at a time; the lock is dropped when no one
+        holds or waits for it, so the map does not keep every job the operator ever saw."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key], self._locks[key]
+
+    def forget(self, namespace: str, name: str, uid: str | None) -> None:
+        """The TrainingJob is deleted: drop its outstanding webhook notifications (their deliveries
+        find no job and record nothing)."""
+        for slot in [s for s in self._outstanding if s[0] == uid]:
+            del self._outstanding[slot]
+        log.debug("forgot %s/%s", namespace, name)
 
     async def resync(self) -> None:
         """Level-triggered safety net: reconcile every TrainingJob (after restarts, missed events)."""
@@ -289,7 +313,7 @@ class TrainingJobReconciler:
         if remaining > 1:
             self._outstanding[slot] = (remaining - 1, note)
             return
-        async with self._locks.setdefault(delivery.job_key, asyncio.Lock()):
+        async with self._job_lock(delivery.job_key):
             fresh = await self._get_trainingjob(name, ns)
             if fresh is not None:
                 await self._record(fresh, note)

@@ -198,6 +198,11 @@ class WebhookDispatcher:
                 log.exception("webhook bookkeeping failed for %s", delivery.event)
             finally:
                 self._pending.discard(delivery.idempotency_key)
+        # Drained: drop the job's queue and worker (no await since the empty() check, so no
+        # submit can slip in between); the next submit starts a fresh pair.
+        del self._queues[job_key]
+        if self._workers.get(job_key) is asyncio.current_task():
+            del self._workers[job_key]
 
     async def _deliver(self, delivery: Delivery) -> tuple[bool, str]:
         if not delivery.secret:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -141,3 +142,15 @@ async def test_a_delivery_without_a_signing_key_is_not_sent(serve):
     await hooks.close()
     assert (ok, receiver.hits) == (False, 0)
     assert "secretRef" in detail
+
+
+async def test_a_job_webhook_queue_and_worker_go_once_drained(serve):
+    """Red team (issue 12, low): the per-job queues and workers were never pruned."""
+    receiver = Receiver([])
+    hooks = dispatcher([])
+    url = await serve(receiver)
+    hooks.submit(Delivery("ns/j", "k", url, "training.job.started", {}, b"key"))
+    await asyncio.gather(*hooks._workers.values())
+    await hooks.close()
+    assert receiver.hits == 1
+    assert hooks._queues == {} and hooks._workers == {}
