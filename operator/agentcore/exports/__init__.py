@@ -40,7 +40,8 @@ Privacy levels:
 
 - ``full``: everything (admin role only).
 - ``anonymized``: the redaction rule (default ``pii-standard``) applies by field path; PII ids not
-  covered by the rule are hashed anyway; free text (queries, steps, messages, error texts) is
+  covered by the rule are hashed anyway (agent ids, and what is built from them: job names, node
+  ids, audited resource names); free text (queries, steps, messages, error texts) is
   dropped unless the rule replaces it by a constant or a pseudonym. ``preserve_prefix`` is refused.
 - ``aggregated``: group tables (telemetry buckets for trajectories, phases for jobs, outcomes for
   reliability, days for the audit log); groups built from fewer than ``k_anonymity`` (default 5)

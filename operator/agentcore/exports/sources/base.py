@@ -264,7 +264,8 @@ def group(items: Iterable[ItemT], key: Callable[[ItemT], str]) -> dict[str, list
 
 
 JOB_ID = Column("job_id", S, "job.id")
-JOB_NAME = Column("job_name", S, "job.name")
+# pii: job names are built from agent ids (training.start_grpo), so they are pseudonymized too.
+JOB_NAME = Column("job_name", S, "job.name", pii=True)
 AGENT_ID = Column("agent_id", S, "agent.id", pii=True)
 
 

@@ -77,7 +77,7 @@ def _find_node(jobs: list[TrainingJob], node_id: str) -> Node | None:
 
 
 NODE_COLUMNS = (
-    Column("node_id", S, "node.id"),
+    Column("node_id", S, "node.id", pii=True),  # a job name (built from an agent id) or a checkpoint of one
     Column("node_kind", S, "node.kind"),
     JOB_NAME,
     AGENT_ID,

@@ -28,7 +28,7 @@ from agentcore.storage.tables import Trajectory
 PERSONA_COLUMNS = (
     AGENT_ID,
     Column("jobs", N, "agent.jobs"),
-    Column("latest_job", S, "job.name"),
+    Column("latest_job", S, "job.name", pii=True),  # job names are built from agent ids
     Column("latest_phase", S, "job.phase"),
     *(c for c, _ in persona_config_specs()),
     Column("trajectories", N, "agent.trajectories", group_size=True),
