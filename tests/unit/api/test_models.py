@@ -336,6 +336,15 @@ def test_export_config_defaults_and_enums() -> None:
         assert field in _error_fields(info.value)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_k_anonymity_is_at_least_5(k: int) -> None:
+    """Red team (issue 12): k could be 2, so an aggregated row could describe two agents."""
+    with pytest.raises(ValidationError) as info:
+        ExportConfig.model_validate({"format": "csv", "privacy_level": "aggregated", "k_anonymity": k})
+    assert "k_anonymity" in _error_fields(info.value)
+    assert ExportConfig.model_validate({"format": "csv", "k_anonymity": 5}).k_anonymity == 5
+
+
 def test_export_filters_min_confidence_range() -> None:
     ExportConfig.model_validate({"format": "csv", "filters": {"min_confidence": 1.0}})
     with pytest.raises(ValidationError) as info:
