@@ -535,7 +535,9 @@ def test_no_pii_in_protected_exports_and_stable_pseudonyms(stack):
     assert same_key.isdisjoint({r["agent_id"] for r in other_rows})  # differs across tenant keys
     assert same_key == {_pseudonym(_key(stack, stack.tenants["leak-a"]), PII_AGENT)}
     aggregated = read_rows("json", stack.download("agg-json")[0])
-    assert aggregated and all(r["trajectories"] >= 8 for r in aggregated)
+    # k counts distinct agents (one here), so every group is suppressed; none names a job or agent.
+    assert all(r["agents"] >= 8 and "agent_id" not in r and "job_name" not in r for r in aggregated)
+    assert stack.get("agg-json")["redaction_applied"]["rows_filtered"] >= 1
     book = openpyxl.load_workbook(io.BytesIO(stack.download("audit-excel")[0]), read_only=True)
     header, *rows = list(book[book.sheetnames[1]].iter_rows(values_only=True))
     actors = {r[header.index("actor")] for r in rows}

@@ -45,8 +45,8 @@ AUDIT_DAILY_COLUMNS = (
     Column("day", S, "audit.day"),
     Column("action", S, "audit.action"),
     Column("outcome", S, "audit.outcome"),
-    Column("entries", N, "audit.entries", group_size=True),
-    Column("actors", N, "audit.actors"),
+    Column("entries", N, "audit.entries"),
+    Column("actors", N, "audit.actors", group_size=True),  # k counts people, not entries
 )
 
 

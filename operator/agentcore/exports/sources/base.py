@@ -225,6 +225,19 @@ class Source:
         return self.rows
 
 
+def no_aggregated_form(kind: str) -> Builder:
+    """The aggregated builder of a type whose rows each describe one agent or job: grouping them
+    would leave groups of one, so the export is refused instead (k-anonymity, issue 12)."""
+
+    async def refuse(ctx: SourceContext) -> Dataset:
+        raise SourceError(
+            f"{kind} has no aggregated form: each row describes a single agent or job; "
+            "use privacy level anonymized or summary"
+        )
+
+    return refuse
+
+
 # --- generic helpers -----------------------------------------------------------------------------
 
 Getter = Callable[[TrainingJob, GroupStats], Any]
