@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agentcore.api import labels
 from agentcore.api.common import KeySelector
 from agentcore.api.training import DataSource, TrainingQuery
 from agentcore.kube.client import CONFIGMAPS, SECRETS, ApiError, KubeClient
@@ -126,6 +127,22 @@ def validate_queries(raw: Any) -> list[dict[str, Any]]:
     return queries
 
 
+def usable_secret(secret: Mapping[str, Any]) -> bool:
+    """True if the Secret's owner labelled it for TrainingJobs (``labels.USABLE_BY_TRAININGJOBS``).
+
+    Secrets are opt-in so that a job author cannot name, say, the pseudonym key or another job's
+    credentials and have the trainer (running the author's image) read them."""
+    meta_labels = (secret.get("metadata") or {}).get("labels") or {}
+    return bool(meta_labels.get(labels.USABLE_BY_TRAININGJOBS) == labels.USABLE_VALUE)
+
+
+def unlabelled_secret(name: str) -> str:
+    return (
+        f"Secret {name!r} is not labelled {labels.USABLE_BY_TRAININGJOBS}={labels.USABLE_VALUE}; "
+        "only Secrets labelled for TrainingJobs may be referenced"
+    )
+
+
 async def _key_of(kube: KubeClient, res: Any, namespace: str, ref: KeySelector) -> str:
     kind = "ConfigMap" if res is CONFIGMAPS else "Secret"
     try:
@@ -134,6 +151,8 @@ async def _key_of(kube: KubeClient, res: Any, namespace: str, ref: KeySelector) 
         if exc.status == 404:
             raise DataSourceError(f"{kind} {ref.name!r} not found") from exc
         raise
+    if res is SECRETS and not usable_secret(obj):
+        raise DataSourceError(unlabelled_secret(ref.name))
     data = obj.get("data") or {}  # ConfigMap/Secret data: a plain string map
     if ref.key not in data:
         raise DataSourceError(f"{kind} {ref.name!r} has no key {ref.key!r}")

@@ -3,11 +3,13 @@ so a TrainingJob cannot make the operator read /dev/zero or another tenant's dat
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 
+from agentcore.api.labels import USABLE_BY_TRAININGJOBS
 from agentcore.datasources import DataPolicy, DataSourceError, load_queries
 from agentcore_trainer.datasets import generate
 
@@ -78,3 +80,24 @@ def test_the_policy_comes_from_the_environment(monkeypatch) -> None:
     assert policy.allowed_uris == ("s3://shared/public/", "s3://more/") and policy.max_bytes == 123
     policy.check("s3://shared/public/q.json", "ns")
     policy.check("s3://platform/agentcore/datasets/ns/job/training.json", "ns")
+
+
+class SecretKube:
+    """A Kubernetes API holding one Secret with a key of queries."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        data = base64.b64encode(json.dumps(generate(100, seed=2)).encode()).decode()
+        self.secret = {"metadata": {"name": "held-out", "labels": labels}, "data": {"q.json": data}}
+
+    async def get(self, res: object, name: str, namespace: str | None = None) -> dict:
+        return self.secret
+
+
+async def test_a_secret_must_be_labelled_for_trainingjobs() -> None:
+    """Red team (issue 12): any Secret of the namespace could be named as a data source."""
+    ref = {"secretKeyRef": {"name": "held-out", "key": "q.json"}}
+    with pytest.raises(DataSourceError) as info:
+        await load_queries(ref, "tenant-a", SecretKube({}))  # type: ignore[arg-type]
+    assert "held-out" in str(info.value) and USABLE_BY_TRAININGJOBS in str(info.value)
+    labelled = SecretKube({USABLE_BY_TRAININGJOBS: "true"})
+    assert len(await load_queries(ref, "tenant-a", labelled)) == 100  # type: ignore[arg-type]

@@ -229,6 +229,9 @@ class ExportFilters(CamelModel):
     )
 
 
+MIN_K_ANONYMITY = 5
+
+
 class ExportConfig(CamelModel):
     """What goes into the export and how it is protected."""
 
@@ -264,9 +267,11 @@ class ExportConfig(CamelModel):
         description="Redaction rule applied at the anonymized level (see /api/v1/exports/redaction-rules).",
     )
     k_anonymity: int = Field(
-        default=5,
-        ge=2,
-        description="Aggregated outputs suppress groups with fewer than this many individuals.",
+        default=MIN_K_ANONYMITY,
+        # Below 5 a group is small enough to single out its members (issue 12).
+        ge=MIN_K_ANONYMITY,
+        description=f"Aggregated outputs suppress groups with fewer than this many individuals "
+        f"(at least {MIN_K_ANONYMITY}).",
     )
 
 

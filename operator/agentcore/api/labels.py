@@ -24,6 +24,11 @@ AGENT_ID = f"{GROUP}/agent-id"  # on TrainingJobs created by the API server
 SEGMENT = f"{GROUP}/segment"  # optional, set by users: the export filter `segments`
 REGION = f"{GROUP}/region"  # optional, set by users: the export filter `regions`
 KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"  # Kueue admits the Job (it starts suspended)
+# On a Secret, set by its owner to "true": TrainingJobs of the namespace may name it (a data
+# source's secretKeyRef, a webhook's secretRef). Without it a job author could have the trainer
+# read, or the operator sign with, any Secret of the namespace (e.g. the pseudonym key).
+USABLE_BY_TRAININGJOBS = f"{GROUP}/usable-by-trainingjobs"
+USABLE_VALUE = "true"
 
 # --- ExportJob and its children ------------------------------------------------------------------
 EXPORTJOB = f"{GROUP}/exportjob"

@@ -479,9 +479,9 @@ class Webhook(CamelModel):
         description="Events to deliver: " + ", ".join(e.value for e in WebhookEvent) + ".",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    secret_ref: KeySelector | None = Field(
-        default=None,
-        description="Secret key holding the HMAC key that signs each delivery; unsigned if unset.",
+    # Required: an unsigned delivery lets anyone who can reach the receiver forge job events.
+    secret_ref: KeySelector = Field(
+        description="Secret key holding the HMAC key that signs each delivery (required).",
     )
 
     @field_validator("events")

@@ -40,11 +40,14 @@ Privacy levels:
 
 - ``full``: everything (admin role only).
 - ``anonymized``: the redaction rule (default ``pii-standard``) applies by field path; PII ids not
-  covered by the rule are hashed anyway; free text (queries, steps, messages, error texts) is
+  covered by the rule are hashed anyway (agent ids, and what is built from them: job names, node
+  ids, audited resource names); free text (queries, steps, messages, error texts) is
   dropped unless the rule replaces it by a constant or a pseudonym. ``preserve_prefix`` is refused.
-- ``aggregated``: group tables (telemetry buckets for trajectories, phases for jobs, outcomes for
-  reliability, days for the audit log); groups built from fewer than ``k_anonymity`` (default 5)
-  source records are suppressed and counted in ``redaction_applied.rows_filtered``.
+- ``aggregated``: group tables (telemetry buckets across all jobs for trajectories and telemetry,
+  phases for jobs, outcomes for reliability, days for the audit log); groups of fewer than
+  ``k_anonymity`` (at least 5) distinct subjects — agents, or actors for the audit log, not rows —
+  are suppressed and counted in ``redaction_applied.rows_filtered``. ``persona_catalog`` and
+  ``node_comparison`` (a row per agent or job) have no aggregated form and are refused.
 - ``summary``: a handful of metrics (name, value), no identifiers.
 
 Pseudonyms are HMAC-SHA256 (128-bit output) under the namespace's key in the Secret

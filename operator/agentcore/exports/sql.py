@@ -175,6 +175,38 @@ def telemetry(scope: Scope, resolution: int) -> Query:
     )
 
 
+def telemetry_across_agents(scope: Scope, resolution: int) -> Query:
+    """The aggregated level's telemetry: one row per iteration bucket over every job, with the
+    number of distinct agents behind it (k-anonymity counts subjects, not trajectories)."""
+    bucket = _bucket(resolution)
+    return (
+        select(
+            bucket.label("iteration_start"),
+            func.max(T.iteration),
+            func.count(func.distinct(T.agent_id)),
+            func.count(func.distinct(T.job_id)),
+            func.count(),
+            mean(T.reward),
+            func.min(T.reward),
+            func.max(T.reward),
+            rate(T.success),
+            mean(T.advantage),
+            mean(T.execution_time_ms),
+            count_if(T.error.is_not(None)),
+            func.min(T.created_at),
+            func.max(T.created_at),
+        )
+        .where(*scope.trajectory_where())
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+
+
+def groups_of(query: Query) -> Query:
+    """How many rows `query` returns (for size estimates)."""
+    return select(func.count()).select_from(query.order_by(None).subquery())
+
+
 def telemetry_groups(scope: Scope, resolution: int) -> Query:
     inner = telemetry(scope, resolution).order_by(None).subquery()
     return select(func.count()).select_from(inner)

@@ -1,4 +1,5 @@
-"""The aiohttp application: ``POST /api/v1/jsonrpc``, ``/healthz``, ``/readyz``, ``/metrics``.
+"""The aiohttp application: ``POST /api/v1/jsonrpc``, ``/healthz``, ``/readyz``, ``/metrics`` (admin only;
+unauthenticated on ``settings.metrics_port``).
 
 Built by :func:`create_app` from :class:`Settings`; every outside dependency can be injected
 (a KubeRay-style provider), so tests swap the Kubernetes client, the trajectory repository, the
@@ -116,7 +117,10 @@ def create_app(
     exports = _mount_exports(app, state)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports):
+        async with (
+            _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports),
+            _metrics_listener(app[STATE]),
+        ):
             yield
 
     app.cleanup_ctx.append(lifecycle)
@@ -334,7 +338,44 @@ async def database_reachable(repo: TrajectoryRepository, seconds: float = 2.0) -
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[STATE].metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    """Admin-only on the API port: metrics name methods, routes and job counts of every tenant."""
+    state = request.app[STATE]
+    if state.verifier is not None:
+        caller = authenticate(request, state.verifier)
+        if caller is None:
+            return web.json_response(
+                {"error": "a valid bearer token is required"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not caller.is_admin:
+            return web.json_response({"error": "metrics require the admin role"}, status=403)
+    return _render_metrics(state)
+
+
+def _render_metrics(state: ApiState) -> web.Response:
+    return web.Response(body=state.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+@contextlib.asynccontextmanager
+async def _metrics_listener(state: ApiState) -> AsyncIterator[None]:
+    """settings.metrics_port: /metrics alone, unauthenticated, as the operator serves it."""
+    if not state.settings.metrics_port:
+        yield
+        return
+
+    async def metrics(_: web.Request) -> web.Response:
+        return _render_metrics(state)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, state.settings.host, state.settings.metrics_port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 # --- access log, request ids, last-resort error handling ----------------------------------------------

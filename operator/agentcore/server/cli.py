@@ -15,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics without auth on this port too (default none: admin token on --port)",
+    )
+    parser.add_argument(
         "--kubeconfig", default=None, help="kubeconfig (default $KUBECONFIG, else in-cluster)"
     )
     parser.add_argument(
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(
             host=listen_host(args),
             port=args.port,
+            metrics_port=args.metrics_port,
             kubeconfig=args.kubeconfig,
             database_url=args.database_url,
             object_store=args.object_store,

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = 8080
+    # A second listener serving only /metrics, without tokens (for Prometheus, like the operator's
+    # --metrics-port); 0: none. /metrics on `port` always needs an admin token.
+    metrics_port: int = 0
     kubeconfig: str | None = None
     # None: SQLite in the working directory (agentcore.storage.db).
     database_url: str | None = None

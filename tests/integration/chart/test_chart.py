@@ -166,7 +166,7 @@ def installed(control_plane, node_agent, postgres, s3) -> Iterator[Install]:
         },
         # Every pod shares the node agent's loopback: ports must not clash.
         "operator": {"livenessPort": free_port(), "metricsPort": free_port(), "resyncSeconds": 3},
-        "api": {"port": api_port},
+        "api": {"port": api_port, "metricsPort": free_port()},
     }
     objs = docs(template_text(values, release=RELEASE, namespace=namespace))
     started = time.monotonic()
@@ -227,7 +227,9 @@ def test_operator_and_api_run_from_the_chart(control_plane, installed: Install) 
     status, body = _http(f"http://127.0.0.1:{metrics}/metrics")
     assert status == 200 and b"agentcore_" in body
     status, body = _http(f"{installed.api_url}/metrics")
-    assert status == 200
+    assert status == 401  # an admin token on the API port; Prometheus uses the metrics port
+    status, body = _http(f"http://127.0.0.1:{installed.values['api']['metricsPort']}/metrics")
+    assert status == 200 and b"agentcore_api_" in body
 
 
 def test_chart_rbac_is_what_the_cluster_enforces(control_plane, installed: Install) -> None:

@@ -282,6 +282,11 @@ def test_optional_objects() -> None:
     assert monitors["ac-agentcore-training-operator"]["spec"]["selector"]["matchLabels"].items() <= (
         metrics_service["metadata"]["labels"].items()
     )
+    api_metrics = one(full, "Service", "-api-metrics")
+    assert api_metrics["spec"]["ports"][0]["name"] == "metrics"
+    assert monitors["ac-agentcore-training-api"]["spec"]["endpoints"][0]["port"] == "metrics"
+    api_service = one(full, "Service", "-api")
+    assert [p["name"] for p in api_service["spec"]["ports"]] == ["http"]  # metrics stay off the api Service
     no_api = {o["kind"] + "/" + o["metadata"]["name"] for o in render(merged({"api": {"enabled": False}}))}
     assert not [n for n in no_api if n.endswith("-api")]
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from agentcore.api.labels import USABLE_BY_TRAININGJOBS
 from agentcore.devenv.procs import ManagedProcess, free_port
 from agentcore_trainer.datasets import generate
 from tests.conftest import REPO, get_json, trajectory_counts, wait_for
@@ -307,6 +308,7 @@ def test_tiny_budget_stops_with_budget_exceeded_and_warnings(control_plane, oper
     control_plane.kubectl(
         "-n", namespace, "create", "secret", "generic", "hook-key", "--from-literal=key=s3cr3t"
     )
+    control_plane.kubectl("-n", namespace, "label", "secret", "hook-key", f"{USABLE_BY_TRAININGJOBS}=true")
     hook = {
         "url": receiver.url,
         "events": ["training.budget.warning", "training.job.failed"],
@@ -369,6 +371,7 @@ def test_operator_restart_mid_run_keeps_one_job_and_webhooks_once(control_plane,
     control_plane.kubectl(
         "-n", namespace, "create", "secret", "generic", "hook-key", "--from-literal=key=k3y"
     )
+    control_plane.kubectl("-n", namespace, "label", "secret", "hook-key", f"{USABLE_BY_TRAININGJOBS}=true")
     events = ["training.job.started", "training.job.progress", "training.job.completed"]
     hook = {"url": receiver.url, "events": events, "secretRef": {"name": "hook-key", "key": "key"}}
     receiver.fail_first = 2  # deliveries are retried with backoff

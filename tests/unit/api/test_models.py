@@ -214,12 +214,30 @@ def test_data_source_uri_schemes(uri: str) -> None:
     assert "uri" in _error_fields(info.value)
 
 
+HOOK_KEY = {"name": "hook-key", "key": "key"}
+
+
 def test_webhook_events_are_the_specs_and_unique() -> None:
-    Webhook.model_validate({"url": "https://hooks.example.com/x", "events": ["training.job.completed"]})
+    Webhook.model_validate(
+        {"url": "https://hooks.example.com/x", "events": ["training.job.completed"], "secretRef": HOOK_KEY}
+    )
     for events in (["training.job.done"], [], ["training.job.failed", "training.job.failed"]):
         with pytest.raises(ValidationError) as info:
-            Webhook.model_validate({"url": "https://hooks.example.com/x", "events": events})
+            Webhook.model_validate(
+                {"url": "https://hooks.example.com/x", "events": events, "secretRef": HOOK_KEY}
+            )
         assert "events" in _error_fields(info.value)
+
+
+def test_webhook_without_secret_ref_is_refused() -> None:
+    """Red team (issue 12): a webhook without secretRef was delivered unsigned."""
+    with pytest.raises(ValidationError) as info:
+        Webhook.model_validate({"url": "https://hooks.example.com/x", "events": ["training.job.completed"]})
+    assert "secretRef" in _error_fields(info.value)
+    # The apiserver refuses it too: kubectl-created TrainingJobs go through the CRD, not the model.
+    crd = yaml.safe_load((EXAMPLES.parent / "crds" / "trainingjobs.training.agentcore.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert "secretRef" in spec["properties"]["webhooks"]["items"]["required"]
 
 
 # --- phases and conditions -----------------------------------------------------------------------
@@ -316,6 +334,15 @@ def test_export_config_defaults_and_enums() -> None:
         with pytest.raises(ValidationError) as info:
             ExportConfig.model_validate({"format": "csv", field: value})
         assert field in _error_fields(info.value)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_k_anonymity_is_at_least_5(k: int) -> None:
+    """Red team (issue 12): k could be 2, so an aggregated row could describe two agents."""
+    with pytest.raises(ValidationError) as info:
+        ExportConfig.model_validate({"format": "csv", "privacy_level": "aggregated", "k_anonymity": k})
+    assert "k_anonymity" in _error_fields(info.value)
+    assert ExportConfig.model_validate({"format": "csv", "k_anonymity": 5}).k_anonymity == 5
 
 
 def test_export_filters_min_confidence_range() -> None:

@@ -24,6 +24,7 @@ from tests.exports_support import PII_AGENT, audit_rows, leaked, read_rows, trai
 NS = "team-a"
 JOB1, JOB2 = str(uuid.uuid4()), str(uuid.uuid4())
 KEY = secrets.token_bytes(32)
+PER_SUBJECT = ("persona_catalog", "node_comparison")  # one row per agent or job
 
 
 @pytest.fixture(scope="module")
@@ -115,24 +116,59 @@ async def test_telemetry_buckets_by_resolution(engine, tmp_path):
     assert 0 <= rows[0]["success_rate"] <= 1 and rows[2]["errors"] == 2
 
 
-async def test_aggregated_suppresses_groups_below_k(engine, tmp_path):
-    ctx = context(engine, "trajectories", "json", "aggregated", telemetryResolution=5, kAnonymity=20)
+@pytest.fixture(scope="module")
+async def many_agents(tmp_path_factory):
+    """Six agents with one job each; the last two stop after 6 iterations."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db6') / 'x.db'}")
+    await upgrade(engine)
+    repo = TrajectoryRepository(session_factory(engine))
+    for i in range(6):
+        rows = trajectory_rows(
+            NS, str(uuid.uuid4()), f"job-{i}", iterations=12 if i < 4 else 6, agent=f"agent-{i}"
+        )
+        await repo.add_batch(rows)
+    yield engine
+    await engine.dispose()
+
+
+async def test_aggregated_suppresses_groups_below_k_distinct_agents(many_agents, tmp_path):
+    ctx = context(many_agents, "trajectories", "json", "aggregated", telemetryResolution=6, kAnonymity=5)
     data, written = await export(ctx, tmp_path)
     rows = read_rows("json", data)
-    assert rows and all(r["trajectories"] >= 20 for r in rows)
-    assert written.rows_filtered == 1  # job-one's last bucket holds 16 trajectories
+    # Iterations 0-5: six agents; 6-11: four agents, below k=5.
+    assert [(r["iteration_start"], r["agents"], r["trajectories"]) for r in rows] == [(0, 6, 6 * 6 * 8)]
+    assert written.rows_filtered == 1
+    assert not {"job_id", "job_name", "agent_id"} & set(rows[0])  # one row per group, not per job
+
+
+@pytest.mark.parametrize(
+    "export_type", ["trajectories", "telemetry_dump", "project_summary", "reliability_report", "audit_log"]
+)
+async def test_aggregated_counts_distinct_subjects_not_rows(engine, tmp_path, export_type):
+    """Red team (issue 12): k counted rows, so 40 trajectories of one agent made a group of 40.
+    Here two agents (and one audit actor) are below k=5 whatever the row counts."""
+    data, written = await export(context(engine, export_type, "json", "aggregated"), tmp_path)
+    assert read_rows("json", data) == [] and written.rows_filtered >= 1
+
+
+@pytest.mark.parametrize("export_type", PER_SUBJECT)
+async def test_per_subject_types_have_no_aggregated_form(engine, tmp_path, export_type):
+    with pytest.raises(SourceError, match="no aggregated form"):
+        await export(context(engine, export_type, "json", "aggregated"), tmp_path)
 
 
 @pytest.mark.parametrize("export_type", [t.value for t in ExportType])
 async def test_every_type_at_every_level(engine, tmp_path, export_type):
     for level in PrivacyLevel:
+        if level == PrivacyLevel.AGGREGATED and export_type in PER_SUBJECT:
+            continue  # rows of single agents or jobs: no aggregated form (the test above)
         data, written = await export(context(engine, export_type, "json", level.value), tmp_path)
         rows = read_rows("json", data)
         if level == PrivacyLevel.SUMMARY:
             assert rows and set(rows[0]) == {"metric", "value"}, export_type
-        elif level == PrivacyLevel.AGGREGATED and export_type in ("project_summary", "reliability_report"):
-            # Grouped by phase / outcome: two jobs in two groups, each below k=5.
-            assert rows == [] and written.rows_filtered == 2
+        elif level == PrivacyLevel.AGGREGATED:
+            # Two agents (one audit actor) in the tenant: every group is below k=5.
+            assert rows == [] and written.rows_filtered >= 1
         else:
             assert rows, (export_type, level)
 
@@ -192,7 +228,9 @@ def test_file_names_are_sanitised():
 @pytest.mark.parametrize("level", ["anonymized", "aggregated", "summary"])
 async def test_no_planted_pii_leaves_protected_exports(engine, tmp_path, fmt, level):
     for export_type in ExportType:
-        data, _ = await export(context(engine, export_type.value, fmt, level, kAnonymity=2), tmp_path)
+        if level == "aggregated" and export_type.value in PER_SUBJECT:
+            continue  # refused: no aggregated form
+        data, _ = await export(context(engine, export_type.value, fmt, level, kAnonymity=5), tmp_path)
         assert leaked(fmt, data) == [], (export_type, fmt, level)
 
 

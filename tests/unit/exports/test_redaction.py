@@ -250,3 +250,25 @@ def test_the_example_rule_configmap_parses_and_applies():
     plan = plan_redaction(COLUMNS, PrivacyLevel.ANONYMIZED, rule, KEY)
     (row,) = plan.apply([ROW])
     assert list(row) == ["t-1", Pseudonymizer(KEY)("alice@example.com"), "0.5-0.749", "1000-9999", "[ERROR]"]
+
+
+def test_no_identifier_derived_from_an_agent_id_survives_below_full():
+    """Red team (issue 12): job names (built from agent ids), node ids and audited resource names
+    left anonymized/aggregated exports verbatim under the default rule."""
+    from agentcore.exports.sources.audit_log import AUDIT_COLUMNS
+    from agentcore.exports.sources.node_comparison import NODE_COLUMNS
+    from agentcore.exports.sources.persona_catalog import PERSONA_COLUMNS
+    from agentcore.exports.sources.telemetry_dump import TELEMETRY_COLUMNS
+    from agentcore.exports.sources.trajectories import TRAJECTORY_COLUMNS
+
+    derived = "code-generator-v2-1a2b3c4d"  # training.start_grpo's name for agent code-generator-v2
+    # Where such names appear: the agent id itself, job names, node ids (job names or
+    # "<job>/<checkpoint>"), and audited resource names (TrainingJobs, ExportJobs).
+    carriers = {"agent.id", "job.name", "node.id", "resource.name"}
+    for columns in (AUDIT_COLUMNS, NODE_COLUMNS, PERSONA_COLUMNS, TELEMETRY_COLUMNS, TRAJECTORY_COLUMNS):
+        assert carriers & {c.path for c in columns}
+        row = tuple(derived if c.path in carriers else None for c in columns)
+        for level in (PrivacyLevel.ANONYMIZED, PrivacyLevel.AGGREGATED):
+            plan = plan_redaction(columns, level, PII_STANDARD, KEY, k=1)
+            plan._size_index = None  # this test is about columns, not group sizes
+            assert "code-generator" not in repr(plan.apply([row])), [c.name for c in columns]

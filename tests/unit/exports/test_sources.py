@@ -17,7 +17,7 @@ def test_every_export_type_has_a_builder_at_every_level():
 
 def test_aggregated_trajectories_are_telemetry():
     level = PrivacyLevel.AGGREGATED
-    assert trajectories.SOURCE.builder(level) is telemetry_dump.telemetry_rows
+    assert trajectories.SOURCE.builder(level) is telemetry_dump.telemetry_aggregated
 
 
 def test_cluster_reads_per_export_type():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from agentcore.api.common import ObjectMeta
@@ -24,6 +26,27 @@ def controller_reference(api_version: str, kind: str, meta: ObjectMeta) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+MAX_NAME = 63  # a DNS-1123 label, and the longest label value
+_DIGEST = 10
+
+
+def bounded_name(base: str, suffix: str = "") -> str:
+    """``base + suffix`` if it fits in 63 characters, else ``base`` cut short plus a hash of all
+    of it. Cutting alone made two long owner names share one child (and one Job train for both)."""
+    name = base + suffix
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:_DIGEST]
+    keep = MAX_NAME - len(suffix) - _DIGEST - 1
+    return f"{base[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (owner reference with controller: true), if any."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((r.get("uid") for r in refs if r.get("controller")), None)
 
 
 def role_binding(meta: Obj) -> Obj:

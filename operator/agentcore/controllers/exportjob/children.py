@@ -29,7 +29,7 @@ Obj = dict[str, Any]
 
 
 def child_name(ej: ExportJob) -> str:
-    return f"{ej.name}-export"[:63].rstrip("-")
+    return manifests.bounded_name(ej.name, "-export")
 
 
 def owner_reference(ej: ExportJob) -> Obj:

@@ -91,6 +91,13 @@ def _parse(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def fail(desired: ExportJobStatus, error: str, now: dt.datetime) -> ExportJobStatus:
+    """``desired`` moved to Failed with ``error`` (e.g. a child name held by someone else)."""
+    failed = desired.model_copy(deep=True)
+    _finish(failed, ExportPhase.FAILED, now, error)
+    return failed
+
+
 def _finish(desired: ExportJobStatus, phase: ExportPhase, now: dt.datetime, error: str | None = None) -> None:
     desired.phase = phase
     timing = desired.timing or ExportTiming()

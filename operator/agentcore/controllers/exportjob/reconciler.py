@@ -22,10 +22,11 @@ from prometheus_client import Counter, Histogram
 from agentcore.api.batchjob import BatchJob, jobs_by_label
 from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import create_workload
+from agentcore.controllers.common.create import ChildConflict, create_workload
 from agentcore.controllers.common.events import post_event
+from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.exportjob import children
-from agentcore.controllers.exportjob.decide import Event, changed_fields, decide
+from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
@@ -76,7 +77,7 @@ class ExportJobReconciler:
         if not exportjobs:
             return
         listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-        jobs = jobs_by_label(listing.get("items", []), LABEL_EXPORTJOB)
+        jobs = jobs_by_label(_owned(listing.get("items", []), exportjobs), LABEL_EXPORTJOB)
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
@@ -86,7 +87,15 @@ class ExportJobReconciler:
     async def _reconcile_one(self, ej: ExportJob, job: BatchJob | None, slot: Slot) -> None:
         decision = decide(ej, job, slot, self.clock())
         if decision.create_job:
-            job = await self._create_children(ej)
+            try:
+                job = await self._create_children(ej)
+            except ChildConflict as exc:  # fail the export with the reason rather than retry forever
+                failed = fail(decision.status, str(exc), self.clock())
+                patch = changed_fields(ej.observed_status, failed)
+                await self.kube.patch(
+                    EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status"
+                )
+                return
         if decision.suspend_job and job is not None and not job.suspended:
             await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, ej.namespace)
         patch = changed_fields(ej.observed_status, decision.status)
@@ -177,3 +186,14 @@ class ExportJobReconciler:
     # -- events ------------------------------------------------------------------------------------
     async def post_event(self, ej: ExportJob, event: Event) -> None:
         await post_event(self.kube, ej.to_resource(), event.type, event.reason, event.message, self.clock())
+
+
+def _owned(items: list[Obj], exportjobs: list[ExportJob]) -> list[Obj]:
+    """Only Jobs whose controller is the ExportJob their label names: a Job planted with the label
+    must not stand in for an export's own."""
+    uids = {ej.name: ej.metadata.uid for ej in exportjobs}
+
+    def owner_label(item: Obj) -> str:
+        return str(((item.get("metadata") or {}).get("labels") or {}).get(LABEL_EXPORTJOB, ""))
+
+    return [item for item in items if (uid := controller_uid(item)) and uid == uids.get(owner_label(item))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentcore.api import labels
-from agentcore.api.common import GROUP
+from agentcore.api.common import GROUP, KeySelector
 from agentcore.api.training import TrainingJob
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
@@ -23,7 +23,12 @@ Obj = dict[str, Any]
 
 
 def child_name(tj: TrainingJob) -> str:
-    return f"{tj.metadata.name}-trainer"[:63].rstrip("-")
+    return manifests.bounded_name(tj.metadata.name or "", "-trainer")
+
+
+def name_label(tj: TrainingJob) -> str:
+    """The TrainingJob's name as a label value (at most 63 characters, unique per name)."""
+    return manifests.bounded_name(tj.metadata.name or "")
 
 
 def owner_reference(tj: TrainingJob) -> Obj:
@@ -35,7 +40,7 @@ def _meta(tj: TrainingJob, extra_labels: dict[str, str] | None = None) -> Obj:
         "name": child_name(tj),
         "namespace": tj.metadata.namespace,
         "labels": {
-            LABEL_TRAININGJOB: tj.metadata.name,
+            LABEL_TRAININGJOB: name_label(tj),
             LABEL_JOB_ID: tj.metadata.uid,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "trainer",
@@ -81,6 +86,23 @@ def _data_refs(tj: TrainingJob) -> dict[str, set[str]]:
             refs["configmaps"].add(source.config_map_key_ref.name)
         if source is not None and source.secret_key_ref is not None:
             refs["secrets"].add(source.secret_key_ref.name)
+    return refs
+
+
+def secret_refs(tj: TrainingJob) -> list[tuple[str, KeySelector]]:
+    """Every Secret the TrainingJob names, with the field that names it (for error messages).
+
+    The operator checks each carries labels.USABLE_BY_TRAININGJOBS before it creates the Role:
+    RBAC cannot select Secrets by label, so the Role's resourceNames are only safe once checked."""
+    refs: list[tuple[str, KeySelector]] = []
+    for field, source in (
+        ("trainingData", tj.spec.training_data),
+        ("evaluationData", tj.spec.evaluation_data),
+    ):
+        if source is not None and source.secret_key_ref is not None:
+            refs.append((f"{field}.secretKeyRef", source.secret_key_ref))
+    for index, hook in enumerate(tj.spec.webhooks or []):
+        refs.append((f"webhooks[{index}].secretRef", hook.secret_ref))
     return refs
 
 
@@ -146,7 +168,7 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
 def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
     spec, meta = tj.spec, tj.metadata
     user_labels = dict(spec.labels or {})
-    pod_labels = {**user_labels, LABEL_TRAININGJOB: meta.name, LABEL_JOB_ID: meta.uid}
+    pod_labels = {**user_labels, LABEL_TRAININGJOB: name_label(tj), LABEL_JOB_ID: meta.uid}
     job_spec: Obj = {
         "backoffLimit": spec.backoff_limit,
         # With Kueue the Job starts suspended and Kueue admits it; otherwise it follows spec.suspend.

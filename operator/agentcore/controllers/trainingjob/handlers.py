@@ -77,7 +77,10 @@ async def _resync_forever(reconciler: TrainingJobReconciler, every: float) -> No
 
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
 async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED" or memo.get("reconciler") is None:
+    if memo.get("reconciler") is None:
+        return
+    if type == "DELETED":
+        memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
         return
     await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
 
@@ -86,4 +89,12 @@ async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
 async def trainer_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if memo.get("reconciler") is None:
         return
-    await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.labels[LABEL_TRAININGJOB])
+    await memo.reconciler.reconcile(body.metadata.namespace, _owner_name(body))
+
+
+def _owner_name(body: kopf.Body) -> str:
+    # The owner reference, not the label: a long name's label value is shortened (children.name_label).
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "TrainingJob":
+            return str(ref["name"])
+    return str(body.metadata.labels[LABEL_TRAININGJOB])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +27,13 @@ from agentcore.api.training import (
 )
 from agentcore.api.training import TrainingReason as Reason
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import create_workload
+from agentcore.controllers.common.create import ChildConflict, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
+from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
-from agentcore.datasources import DataSourceError, load_queries
+from agentcore.datasources import DataSourceError, load_queries, unlabelled_secret, usable_secret
 from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
@@ -61,13 +63,15 @@ class TrainingJobReconciler:
             config.webhook_retries,
             allowed_networks=config.webhook_allowed_networks,
         )
+        # Per job while someone holds or waits for it (pruned after: see _job_lock).
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_users: dict[str, int] = {}
         self._outstanding: dict[tuple[str, str], tuple[int, Notification]] = {}
 
     # -- entry points ----------------------------------------------------------------------------
     async def reconcile(self, namespace: str, name: str) -> None:
         started = time.monotonic()
-        async with self._locks.setdefault(f"{namespace}/{name}", asyncio.Lock()):
+        async with self._job_lock(f"{namespace}/{name}"):
             try:
                 await self._reconcile(namespace, name)
             except ApiError as exc:
@@ -78,6 +82,27 @@ class TrainingJobReconciler:
                 raise
             finally:
                 RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    @contextlib.asynccontextmanager
+    async def _job_lock(self, key: str) -> AsyncIterator[None]:
+        """One reconcile (or webhook record) per job at a time; the lock is dropped when no one
+        holds or waits for it, so the map does not keep every job the operator ever saw."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key], self._locks[key]
+
+    def forget(self, namespace: str, name: str, uid: str | None) -> None:
+        """The TrainingJob is deleted: drop its outstanding webhook notifications (their deliveries
+        find no job and record nothing)."""
+        for slot in [s for s in self._outstanding if s[0] == uid]:
+            del self._outstanding[slot]
+        log.debug("forgot %s/%s", namespace, name)
 
     async def resync(self) -> None:
         """Level-triggered safety net: reconcile every TrainingJob (after restarts, missed events)."""
@@ -110,13 +135,20 @@ class TrainingJobReconciler:
         if tj is None or tj.metadata.deletion_timestamp:
             return
         raw_job = await self._get(JOBS, children.child_name(tj), namespace)
+        conflict = None
+        if raw_job is not None and controller_uid(raw_job) != tj.metadata.uid:
+            # Someone else's Job holds the name: never read its state as ours.
+            conflict, raw_job = f"jobs {children.child_name(tj)!r} is not owned by this TrainingJob", None
         job = BatchJob.model_validate(raw_job) if raw_job is not None else None
         terminal = tj.status is not None and tj.status.phase is not None and tj.status.phase.is_terminal
-        data_error = None if job is not None or terminal else await self._validate(tj)
+        data_error = None if job is not None or terminal else conflict or await self._validate(tj)
         tj = await self._post_state_events(tj, job)
         decision = decide(tj, job, data_error, self.clock())
         if decision.want_job and job is None:
-            job = await self._create_children(tj)
+            try:
+                job = await self._create_children(tj)
+            except ChildConflict as exc:  # fail the job with the reason rather than retry forever
+                decision = decide(tj, None, str(exc), self.clock())
         await self._converge_suspend(tj, job, decision.suspend_job)
         patch = status_patch(tj.status, decision.status)
         if patch:
@@ -147,6 +179,9 @@ class TrainingJobReconciler:
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
+        refused = await self._check_secret_refs(tj)
+        if refused:
+            return refused
         try:
             queries = await load_queries(spec.training_data.to_resource(), ns, self.kube)
             if len(queries) < MIN_TRAINING_QUERIES:
@@ -157,6 +192,18 @@ class TrainingJobReconciler:
                 await load_queries(spec.evaluation_data.to_resource(), ns, self.kube)
         except DataSourceError as exc:
             return f"training data: {exc}"
+        return None
+
+    async def _check_secret_refs(self, tj: TrainingJob) -> str | None:
+        """The first Secret reference that is missing or not labelled for TrainingJobs, as a
+        message naming the field; checked before any data is read or any Role is created."""
+        ns = tj.metadata.namespace or ""
+        for field, ref in children.secret_refs(tj):
+            obj = await self._get(SECRETS, ref.name, ns)
+            if obj is None:
+                return f"{field}: Secret {ref.name!r} not found"
+            if not usable_secret(obj):
+                return f"{field}: {unlabelled_secret(ref.name)}"
         return None
 
     async def _create_children(self, tj: TrainingJob) -> BatchJob:
@@ -266,7 +313,7 @@ class TrainingJobReconciler:
         if remaining > 1:
             self._outstanding[slot] = (remaining - 1, note)
             return
-        async with self._locks.setdefault(delivery.job_key, asyncio.Lock()):
+        async with self._job_lock(delivery.job_key):
             fresh = await self._get_trainingjob(name, ns)
             if fresh is not None:
                 await self._record(fresh, note)
@@ -294,10 +341,11 @@ class TrainingJobReconciler:
         return _parse(raw)
 
     async def _secret(self, tj: TrainingJob, hook: Webhook) -> bytes | None:
+        """The HMAC key, or None when the Secret or key is missing: the dispatcher then refuses."""
         ref = hook.secret_ref
-        if ref is None:
-            return None
         obj = await self._get(SECRETS, ref.name, tj.metadata.namespace or "")
+        if obj is None or not usable_secret(obj):  # the label may have been removed since validation
+            return None
         value = ((obj or {}).get("data") or {}).get(ref.key)
         return base64.b64decode(value) if value else None
 

@@ -198,8 +198,17 @@ class WebhookDispatcher:
                 log.exception("webhook bookkeeping failed for %s", delivery.event)
             finally:
                 self._pending.discard(delivery.idempotency_key)
+        # Drained: drop the job's queue and worker (no await since the empty() check, so no
+        # submit can slip in between); the next submit starts a fresh pair.
+        del self._queues[job_key]
+        if self._workers.get(job_key) is asyncio.current_task():
+            del self._workers[job_key]
 
     async def _deliver(self, delivery: Delivery) -> tuple[bool, str]:
+        if not delivery.secret:
+            # Never unsigned: a receiver could not tell our events from anyone else's.
+            DELIVERIES.labels(delivery.event, "failed").inc()
+            return False, "no signing key: the webhook's secretRef Secret or key is missing or empty"
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.retries)) | stop_after_delay(self.max_total),
@@ -232,7 +241,7 @@ class WebhookDispatcher:
             TIMESTAMP_HEADER: timestamp,
             "User-Agent": "agentcore-operator",
         }
-        if delivery.secret:
+        if delivery.secret:  # always set: _deliver refuses unsigned deliveries
             headers[SIGNATURE_HEADER] = sign(delivery.secret, timestamp, body)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:

@@ -21,7 +21,7 @@ AUDIT_COLUMNS = (
     Column("actor", S, "actor.id", pii=True),
     Column("action", S, "audit.action"),
     Column("resource_kind", S, "resource.kind"),
-    Column("resource_name", S, "resource.name"),
+    Column("resource_name", S, "resource.name", pii=True),  # job names: built from agent ids
     Column("outcome", S, "audit.outcome"),
     Column("request_id", S, "request.id"),
     Column("source_ip", S, "actor.ip", pii=True),
@@ -45,8 +45,8 @@ AUDIT_DAILY_COLUMNS = (
     Column("day", S, "audit.day"),
     Column("action", S, "audit.action"),
     Column("outcome", S, "audit.outcome"),
-    Column("entries", N, "audit.entries", group_size=True),
-    Column("actors", N, "audit.actors"),
+    Column("entries", N, "audit.entries"),
+    Column("actors", N, "audit.actors", group_size=True),  # k counts people, not entries
 )
 
 

@@ -225,6 +225,19 @@ class Source:
         return self.rows
 
 
+def no_aggregated_form(kind: str) -> Builder:
+    """The aggregated builder of a type whose rows each describe one agent or job: grouping them
+    would leave groups of one, so the export is refused instead (k-anonymity, issue 12)."""
+
+    async def refuse(ctx: SourceContext) -> Dataset:
+        raise SourceError(
+            f"{kind} has no aggregated form: each row describes a single agent or job; "
+            "use privacy level anonymized or summary"
+        )
+
+    return refuse
+
+
 # --- generic helpers -----------------------------------------------------------------------------
 
 Getter = Callable[[TrainingJob, GroupStats], Any]
@@ -264,7 +277,8 @@ def group(items: Iterable[ItemT], key: Callable[[ItemT], str]) -> dict[str, list
 
 
 JOB_ID = Column("job_id", S, "job.id")
-JOB_NAME = Column("job_name", S, "job.name")
+# pii: job names are built from agent ids (training.start_grpo), so they are pseudonymized too.
+JOB_NAME = Column("job_name", S, "job.name", pii=True)
 AGENT_ID = Column("agent_id", S, "agent.id", pii=True)
 
 

@@ -21,6 +21,7 @@ from agentcore.exports.sources.base import (
     job_stats,
     metrics_of,
     name_of,
+    no_aggregated_form,
     phase_of,
     status_of,
     summary_dataset,
@@ -77,7 +78,7 @@ def _find_node(jobs: list[TrainingJob], node_id: str) -> Node | None:
 
 
 NODE_COLUMNS = (
-    Column("node_id", S, "node.id"),
+    Column("node_id", S, "node.id", pii=True),  # a job name (built from an agent id) or a checkpoint of one
     Column("node_kind", S, "node.kind"),
     JOB_NAME,
     AGENT_ID,
@@ -145,4 +146,9 @@ async def node_summary(ctx: SourceContext) -> Dataset:
     )
 
 
-SOURCE = Source(rows=node_rows, aggregated=node_rows, summary=node_summary, needs_trainingjobs=True)
+SOURCE = Source(
+    rows=node_rows,
+    aggregated=no_aggregated_form("node_comparison"),
+    summary=node_summary,
+    needs_trainingjobs=True,
+)

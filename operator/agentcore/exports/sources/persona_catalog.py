@@ -15,6 +15,7 @@ from agentcore.exports.sources.base import (
     group,
     mean,
     name_of,
+    no_aggregated_form,
     parse_time,
     persona_config_specs,
     phase_of,
@@ -28,7 +29,7 @@ from agentcore.storage.tables import Trajectory
 PERSONA_COLUMNS = (
     AGENT_ID,
     Column("jobs", N, "agent.jobs"),
-    Column("latest_job", S, "job.name"),
+    Column("latest_job", S, "job.name", pii=True),  # job names are built from agent ids
     Column("latest_phase", S, "job.phase"),
     *(c for c, _ in persona_config_specs()),
     Column("trajectories", N, "agent.trajectories", group_size=True),
@@ -83,4 +84,9 @@ async def persona_summary(ctx: SourceContext) -> Dataset:
     )
 
 
-SOURCE = Source(rows=persona_rows, aggregated=persona_rows, summary=persona_summary, needs_trainingjobs=True)
+SOURCE = Source(
+    rows=persona_rows,
+    aggregated=no_aggregated_form("persona_catalog"),
+    summary=persona_summary,
+    needs_trainingjobs=True,
+)

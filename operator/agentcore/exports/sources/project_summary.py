@@ -146,7 +146,8 @@ async def project_rows(ctx: SourceContext) -> Dataset:
 
 PHASE_COLUMNS = (
     Column("phase", S, "job.phase"),
-    Column("jobs", N, "job.count", group_size=True),
+    Column("agents", N, "job.agents", group_size=True),  # k counts distinct agents, not jobs
+    Column("jobs", N, "job.count"),
     Column("total_cost_usd", D, "job.cost_usd"),
     Column("total_budget_usd", D, "job.budget_usd"),
     Column("mean_progress_percent", F, "job.progress_percent"),
@@ -161,6 +162,7 @@ async def project_aggregated(ctx: SourceContext) -> Dataset:
     rows: list[Row] = [
         (
             phase,
+            len({tj.spec.agent_id for tj in jobs}),
             len(jobs),
             sum_money(status_of(tj).cost_usd for tj in jobs),
             sum_money(status_of(tj).budget_usd for tj in jobs),

@@ -88,7 +88,8 @@ async def reliability_rows(ctx: SourceContext) -> Dataset:
 
 OUTCOME_COLUMNS = (
     Column("outcome", S, "job.outcome"),
-    Column("jobs", N, "job.count", group_size=True),
+    Column("agents", N, "job.agents", group_size=True),  # k counts distinct agents, not jobs
+    Column("jobs", N, "job.count"),
     Column("retries", N, "job.retries"),
     Column("budget_stops", N, "job.budget_stops"),
     Column("error_trajectories", N, "telemetry.errors"),
@@ -113,6 +114,7 @@ async def reliability_aggregated(ctx: SourceContext) -> Dataset:
         rows.append(
             (
                 outcome,
+                len({tj.spec.agent_id for tj in jobs}),
                 len(jobs),
                 sum(retries(ctx, tj) for tj in jobs),
                 sum(budget_exceeded(tj) for tj in jobs),

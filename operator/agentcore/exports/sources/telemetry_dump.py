@@ -51,6 +51,30 @@ async def telemetry_rows(ctx: SourceContext) -> Dataset:
     )
 
 
+# The aggregated level: no job or agent columns; a group's size is its number of distinct agents.
+AGGREGATED_COLUMNS = (
+    TELEMETRY_COLUMNS[3],  # iteration_start
+    TELEMETRY_COLUMNS[4],  # iteration_end
+    Column("agents", N, "telemetry.agents", group_size=True),
+    Column("jobs", N, "telemetry.jobs"),
+    Column("trajectories", N, "telemetry.trajectories"),
+    *TELEMETRY_COLUMNS[6:],
+)
+
+
+async def telemetry_aggregated(ctx: SourceContext) -> Dataset:
+    scope, res = ctx.scope, ctx.config.telemetry_resolution or 1
+    query = sql.telemetry_across_agents(scope, res)
+    groups = await sql.one(ctx.db, sql.groups_of(query))
+    return Dataset(
+        f"Telemetry across agents (every {res} iterations)" if res > 1 else "Telemetry across agents",
+        AGGREGATED_COLUMNS,
+        sql.stream(ctx.db, query),
+        ChartSpec("Mean reward per iteration", "iteration_start", "avg_reward"),
+        estimated_rows=int(groups[0]),
+    )
+
+
 async def telemetry_summary(ctx: SourceContext) -> Dataset:
     res = ctx.config.telemetry_resolution or 1
     groups = await sql.one(ctx.db, sql.telemetry_groups(ctx.scope, res))
@@ -60,4 +84,4 @@ async def telemetry_summary(ctx: SourceContext) -> Dataset:
     )
 
 
-SOURCE = Source(rows=telemetry_rows, aggregated=telemetry_rows, summary=telemetry_summary)
+SOURCE = Source(rows=telemetry_rows, aggregated=telemetry_aggregated, summary=telemetry_summary)

@@ -19,7 +19,7 @@ from agentcore.exports.sources.base import (
     summary_dataset,
     trajectory_metrics,
 )
-from agentcore.exports.sources.telemetry_dump import telemetry_rows
+from agentcore.exports.sources.telemetry_dump import telemetry_aggregated
 
 # --- trajectories ----------------------------------------------------------------------------------
 
@@ -69,4 +69,4 @@ async def trajectory_summary(ctx: SourceContext) -> Dataset:
     return summary_dataset("Trajectories summary", await trajectory_metrics(ctx))
 
 
-SOURCE = Source(rows=trajectory_rows, aggregated=telemetry_rows, summary=trajectory_summary)
+SOURCE = Source(rows=trajectory_rows, aggregated=telemetry_aggregated, summary=trajectory_summary)

@@ -54,21 +54,22 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 def parse_json(body: bytes, max_depth: int) -> Any:
     """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep)."""
+    too_deep = RpcError(
+        INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
+    )
     try:
         value = _DECODER.decode(body.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except RecursionError:  # valid JSON, only deeper than the parser goes: the same rule as below
+        raise too_deep from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RpcError(PARSE_ERROR, "Parse error", {"error": _parse_reason(exc)}) from None
     # Nesting needs at least as many brackets as levels: most bodies skip the walk.
     if body.count(b"[") + body.count(b"{") > max_depth and nesting_exceeds(value, max_depth):
-        raise RpcError(
-            INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
-        )
+        raise too_deep
     return value
 
 
 def _parse_reason(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "JSON nested too deeply"
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     if isinstance(exc, UnicodeDecodeError):

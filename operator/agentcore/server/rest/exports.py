@@ -2,9 +2,11 @@
 
 ``project_id`` is the Kubernetes namespace (the tenant); a caller may use the namespaces of its
 token. Every endpoint needs an authenticated caller with ``data:export`` (the admin role has every
-permission); privacy level ``full`` needs the admin role. Rate limits per caller: create 10/min,
-download 50/min (the spec's table); the "3 concurrent exports per tenant" limit is the operator's
-queue, so creating a fourth export is accepted and reports its ``position_in_queue``.
+permission); privacy level ``full`` needs the admin role for every verb (create, get, list,
+download, cancel, delete): other callers get PRIVACY_LEVEL_DENIED and do not see it in a list.
+Rate limits per caller: create 10/min, download 50/min (the spec's table); the "3 concurrent
+exports per tenant" limit is the operator's queue, so creating a fourth export is accepted and
+reports its ``position_in_queue``.
 
 Error bodies: ``{"detail", "status_code", "error_code", ...}`` — INVALID_FORMAT,
 PRIVACY_LEVEL_DENIED, EXPORT_TOO_LARGE and RATE_LIMITED exactly as the spec shows them, and
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -67,6 +70,7 @@ from agentcore.kube.client import (
     KubeClient,
 )
 from agentcore.server.auth import bearer_token
+from agentcore.server.jsonrpc.protocol import nesting_exceeds
 from agentcore.server.ratelimit import EXPORTS_CREATE_BUCKET, EXPORTS_DOWNLOAD_BUCKET, RateLimiter
 from agentcore.storage.db import session_factory
 from agentcore.storage.objectstore import ObjectStore
@@ -75,6 +79,7 @@ log = logging.getLogger("agentcore.exports.api")
 
 BASE = "/api/v1/exports"
 MAX_LIST_LIMIT = 100
+MAX_JSON_DEPTH = 32  # request bodies of this API are a few levels deep
 SIGV4_MAX_SECONDS = 7 * 24 * 3600
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Rows per second per format, measured by bench/export.py (2 cores); plus a pod's start-up.
@@ -273,6 +278,8 @@ async def _find(request: web.Request, caller: Principal) -> ExportJob:
     found = await _by_id(request.app[DEPS], namespaces, export_id)
     if found is None:
         raise _not_found()
+    # Every verb on one export (get, download, cancel, delete) goes through here.
+    _check_level(caller, found.spec.config.privacy_level)
     return found
 
 
@@ -332,14 +339,7 @@ async def create_export(request: web.Request) -> web.Response:
         raise ApiFailure(400, "VALIDATION_ERROR", f"project_id '{namespace}' is not a valid project id")
     _namespaces(caller, namespace)
     level = req.config.privacy_level
-    if level == PrivacyLevel.FULL and not caller.is_admin:
-        raise ApiFailure(
-            403,
-            "PRIVACY_LEVEL_DENIED",
-            "Privacy level 'full' requires admin role",
-            your_role=_role(caller),
-            required_role=ADMIN_ROLE,
-        )
+    _check_level(caller, level)
     if level != PrivacyLevel.FULL:
         await _check_rule(deps, namespace, req.config.redaction_rule, level)
     rows = await _preflight(deps, namespace, req)
@@ -368,15 +368,46 @@ async def create_export(request: web.Request) -> web.Response:
     return web.json_response(body_out, status=202, headers=headers)
 
 
+def _check_level(caller: Principal, level: PrivacyLevel) -> None:
+    """`full` is admin-only for every verb, not only create: the file holds raw agent data."""
+    if level == PrivacyLevel.FULL and not caller.is_admin:
+        raise ApiFailure(
+            403,
+            "PRIVACY_LEVEL_DENIED",
+            "Privacy level 'full' requires admin role",
+            your_role=_role(caller),
+            required_role=ADMIN_ROLE,
+        )
+
+
+def _visible(caller: Principal, ej: ExportJob) -> bool:
+    return caller.is_admin or ej.spec.config.privacy_level != PrivacyLevel.FULL
+
+
 def _role(caller: Principal) -> str:
     return sorted(caller.roles)[0] if caller.roles else "viewer"
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
+async def _json_body(request: web.Request) -> Any:
+    """The decoded body; a body nested deeper than MAX_JSON_DEPTH is a 400 naming the rule (it
+    used to reach a RecursionError, a 500, in the decoder or in validation)."""
+    too_deep = ApiFailure(
+        400, "VALIDATION_ERROR", f"Request body is JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    )
+    text = await request.read()
     try:
-        body = await request.json()
+        body = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError:
         raise ApiFailure(400, "VALIDATION_ERROR", "Request body must be a JSON object") from None
+    if nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise too_deep
+    return body
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await _json_body(request)
     if not isinstance(body, dict):
         raise ApiFailure(400, "VALIDATION_ERROR", "Request body must be a JSON object")
     return body
@@ -476,6 +507,7 @@ async def list_exports(request: web.Request) -> web.Response:
     skip = _int_param(query.get("skip"), 0, 0, None, "skip")
     limit = _int_param(query.get("limit"), 20, 1, MAX_LIST_LIMIT, "limit")
     items = await _list(deps, _namespaces(caller, query.get("project_id")))
+    items = [ej for ej in items if _visible(caller, ej)]
     if status:
         items = [ej for ej in items if ej.phase.api_value == status]
     if export_type:
@@ -572,9 +604,9 @@ async def _reason(request: web.Request) -> str | None:
     if not request.can_read_body:
         return None
     try:
-        body = await request.json()
-    except ValueError:
-        return None
+        body = await _json_body(request)
+    except ApiFailure:
+        return None  # the reason is optional: an unreadable body is no reason
     reason = body.get("reason") if isinstance(body, dict) else None
     return reason if isinstance(reason, str) and reason.strip() else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -129,3 +130,27 @@ def test_public_and_allow_listed_addresses() -> None:
     assert not address_allowed("192.168.1.5", [])
     assert address_allowed("192.168.1.5", parse_networks(["192.168.0.0/16"]))
     assert not address_allowed("fe80::1%eth0", [])
+
+
+async def test_a_delivery_without_a_signing_key_is_not_sent(serve):
+    """Red team (issue 12): a missing secretRef Secret or key meant an unsigned delivery."""
+    receiver = Receiver([])
+    waits: list[float] = []
+    hooks = dispatcher(waits)
+    unsigned = Delivery("ns/j", "k", await serve(receiver), "training.job.started", {}, None)
+    ok, detail = await hooks._deliver(unsigned)
+    await hooks.close()
+    assert (ok, receiver.hits) == (False, 0)
+    assert "secretRef" in detail
+
+
+async def test_a_job_webhook_queue_and_worker_go_once_drained(serve):
+    """Red team (issue 12, low): the per-job queues and workers were never pruned."""
+    receiver = Receiver([])
+    hooks = dispatcher([])
+    url = await serve(receiver)
+    hooks.submit(Delivery("ns/j", "k", url, "training.job.started", {}, b"key"))
+    await asyncio.gather(*hooks._workers.values())
+    await hooks.close()
+    assert receiver.hits == 1
+    assert hooks._queues == {} and hooks._workers == {}

@@ -7,8 +7,11 @@ import json
 import logging
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
+from agentcore.auth.tokens import ADMIN_ROLE
+from agentcore.devenv.procs import free_port
 from agentcore.kube.client import ApiError
 from agentcore.logs import JsonFormatter
 from agentcore.server.app import create_app
@@ -16,7 +19,9 @@ from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.models import ListJobsResult
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.trajectories import TrajectoryRepository
-from tests.unit.server.jsonrpc.conftest import Api, FakeKube, make_settings, token
+from tests.unit.server.jsonrpc.conftest import Api, FakeEvaluator, FakeKube, make_settings, token
+
+ADMIN = {"Authorization": f"Bearer {token(roles=(ADMIN_ROLE,))}"}
 
 
 async def test_healthz_and_readyz(api: Api) -> None:
@@ -60,7 +65,7 @@ async def test_metrics(api: Api) -> None:
     await api.start()
     await api.call("training.get_status", {"job_id": "nope"})
     await api.call("no.such.method.with.a.long.name")
-    text = await (await api.http.get("/metrics")).text()
+    text = await (await api.http.get("/metrics", headers=ADMIN)).text()
     assert 'agentcore_api_rpc_requests_total{code="ok",method="training.start_grpo"} 1.0' in text
     assert 'agentcore_api_rpc_requests_total{code="-32602",method="training.get_status"} 1.0' in text
     assert 'agentcore_api_rpc_requests_total{code="-32601",method="unknown"} 1.0' in text
@@ -70,6 +75,36 @@ async def test_metrics(api: Api) -> None:
     )
     assert 'agentcore_api_http_requests_total{route="/api/v1/jsonrpc",status="200"}' in text
     assert "agentcore_api_cached_trainingjobs 1.0" in text
+
+
+async def test_metrics_on_the_api_port_need_an_admin_token(api: Api) -> None:
+    """Red team (issue 12): /metrics on the API port was open to anyone who could reach it."""
+    assert (await api.http.get("/metrics")).status == 401
+    tenant = {"Authorization": f"Bearer {token()}"}
+    assert (await api.http.get("/metrics", headers=tenant)).status == 403
+    resp = await api.http.get("/metrics", headers=ADMIN)
+    assert resp.status == 200 and "agentcore_api_http_requests_total" in await resp.text()
+
+
+async def test_metrics_port_serves_metrics_apart_from_the_api(repo: TrajectoryRepository, tmp_path) -> None:
+    """Like the operator's --metrics-port: a listener for Prometheus only, without tokens, so the
+    API port's /metrics can stay admin-only."""
+    port = free_port()
+    app = create_app(
+        make_settings(metrics_port=port), kube_client_factory=FakeKube, repo=repo, evaluator=FakeEvaluator()
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            assert resp.status == 200 and "agentcore_api_http_requests_total" in await resp.text()
+            async with session.post(f"http://127.0.0.1:{port}/api/v1/jsonrpc", json={}) as rpc:
+                assert rpc.status in (404, 405)  # nothing but metrics on that port
+    finally:
+        await client.close()
 
 
 async def test_discover_is_an_openrpc_document(api: Api) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agentcore.server.jsonrpc import errors
+from agentcore.server.jsonrpc.protocol import parse_json
 from tests.unit.server.jsonrpc.conftest import Api, make_settings
 
 JOB = "550e8400-e29b-41d4-a716-446655440000"
@@ -159,7 +160,7 @@ async def test_nesting_deeper_than_the_limit(api: Api) -> None:
     # Far past Python's recursion limit: the parser refuses, the server survives.
     raw = b"[" * 200_000 + b"]" * 200_000
     body = await (await api.post(raw, raw=True)).json()
-    assert body["error"]["code"] == errors.PARSE_ERROR
+    assert body["error"]["code"] == errors.INVALID_REQUEST  # valid JSON, only too deep: the depth rule
     assert (await api.call("rpc.discover"))["result"]["openrpc"].startswith("1.")
 
 
@@ -193,3 +194,12 @@ async def test_request_id_header(api: Api) -> None:
 async def test_wrong_http_method_is_not_a_500(api: Api) -> None:
     resp = await api.http.get("/api/v1/jsonrpc")
     assert resp.status == 405
+
+
+def test_nesting_too_deep_for_the_parser_is_an_invalid_request() -> None:
+    """Red team (issue 12): nesting past Python's recursion limit was a -32700 parse error (the
+    JSON is valid); it is the same -32600 as any body over the depth limit."""
+    for depth in (65, 100_000):
+        with pytest.raises(errors.RpcError) as info:
+            parse_json(b"[" * depth + b"]" * depth, 64)
+        assert info.value.code == errors.INVALID_REQUEST and "nested deeper than 64" in str(info.value.data)

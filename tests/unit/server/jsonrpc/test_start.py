@@ -203,3 +203,11 @@ async def test_without_an_object_store_large_data_is_refused(api: Api) -> None:
         await service.start_grpo(CallContext(ANONYMOUS, "r1"), params)
     assert info.value.code == errors.VALIDATION_FAILED
     assert info.value.data is not None and "no object store" in info.value.data["error"]
+
+
+async def test_a_webhook_without_secret_ref_is_refused(api: Api) -> None:
+    """Red team (issue 12): a webhook without secret_ref was accepted and delivered unsigned."""
+    hook = {"url": "https://hooks.example.com/x", "events": ["training.job.completed"]}
+    error = await api.error("training.start_grpo", {**SPEC_EXAMPLE, "webhooks": [hook]})
+    assert error["code"] == errors.INVALID_PARAMS
+    assert "secret_ref" in error["data"]["field"]

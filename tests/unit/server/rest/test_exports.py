@@ -482,3 +482,56 @@ def test_the_caller_is_the_auth_principal():
     # One concept of the caller: the REST API defines no principal type or role names of its own.
     for name in ("Caller", "CallerLike", "ADMIN_ROLE", "ALL_NAMESPACES", "EXPORT_PERMISSION"):
         assert name not in vars(rest) or vars(rest)[name] is getattr(tokens, name)
+
+
+async def test_full_exports_are_admin_only_for_get_list_download(api):
+    """Red team (issue 12): a `data:export` token without admin read an admin's `full` export."""
+    resp = await create(api, who="admin", level="full")
+    full_id = (await resp.json())["id"]
+    (ej,) = api.kube.exportjobs()
+    ej["status"] = {
+        "phase": "Completed",
+        "exportId": full_id,
+        "output": {
+            "fileRef": f"s3://bucket/agentcore/exports/team-a/{full_id}/Weekly_Report.csv",
+            "fileName": "Weekly_Report.csv",
+            "contentType": "text/csv",
+            "expiresAt": "2026-01-05T13:00:00Z",
+        },
+    }
+    denied = {
+        "detail": "Privacy level 'full' requires admin role",
+        "status_code": 403,
+        "error_code": "PRIVACY_LEVEL_DENIED",
+        "your_role": "analyst",
+        "required_role": "admin",
+    }
+    who = {"X-Test-Caller": "analyst"}
+    for path in (f"/api/v1/exports/{full_id}", f"/api/v1/exports/{full_id}/download"):
+        resp = await api.get(path, headers=who)
+        assert resp.status == 403 and await resp.json() == denied, path
+    for resp in (
+        await api.post(f"/api/v1/exports/{full_id}/cancel", headers=who),
+        await api.delete(f"/api/v1/exports/{full_id}", headers=who),
+    ):
+        assert resp.status == 403 and (await resp.json())["error_code"] == "PRIVACY_LEVEL_DENIED"
+    assert api.store.deleted == [] and len(api.kube.exportjobs()) == 1
+    listing = await (await api.get("/api/v1/exports", headers=who)).json()
+    assert listing == {"items": [], "total": 0}
+    # The admin still sees and downloads it.
+    admin = {"X-Test-Caller": "admin"}
+    assert (await api.get(f"/api/v1/exports/{full_id}/download", headers=admin)).status == 200
+    assert (await (await api.get("/api/v1/exports", headers=admin)).json())["total"] == 1
+
+
+@pytest.mark.parametrize("depth", [33, 100_000])
+async def test_deeply_nested_bodies_are_a_400_naming_the_rule(api, depth: int):
+    """Red team (issue 12): a deep body was a RecursionError, answered 500."""
+    nested = "[" * depth + "]" * depth
+    text = json.dumps(body())[:-1] + f', "extra": {nested}}}'
+    headers = {"X-Test-Caller": "analyst", "Content-Type": "application/json"}
+    resp = await api.post("/api/v1/exports", data=text, headers=headers)
+    assert resp.status == 400
+    out = await resp.json()
+    assert out["error_code"] == "VALIDATION_ERROR" and "nested deeper than 32" in out["detail"]
+    assert api.kube.exportjobs() == []
