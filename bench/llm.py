@@ -101,19 +101,19 @@ def _timed_generate(policy: Any, spent: list[float]) -> None:
     policy.generate = generate
 
 
-def worker_ours(steps: int, prefix_caching: bool) -> dict[str, Any]:
+def worker_ours(steps: int, warmup: int, prefix_caching: bool) -> dict[str, Any]:
     trainer = _trainer(_one_tool(200, 7, "train"), batch=PROMPTS, max_steps=1, lr=1e-6, seed=3)
     trainer.policy.prefix_caching = prefix_caching
     spent: list[float] = []
     _timed_generate(trainer.policy, spent)
     rows = []
-    for _ in range(steps + 1):
+    for _ in range(steps + warmup):
         spent.clear()
         started = time.perf_counter()
         metrics = trainer.step().metrics
         total = time.perf_counter() - started
         rows.append((total, sum(spent), metrics["input_tokens"], metrics["output_tokens"]))
-    return _summary(rows[1:])
+    return _summary(rows[warmup:])
 
 
 def _summary(rows: Sequence[tuple[float, float, float, float]]) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def _summary(rows: Sequence[tuple[float, float, float, float]]) -> dict[str, Any
 # -- TRL -------------------------------------------------------------------------------------------
 
 
-def worker_trl(steps: int) -> dict[str, Any]:
+def worker_trl(steps: int, warmup: int) -> dict[str, Any]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
@@ -149,13 +149,15 @@ def worker_trl(steps: int) -> dict[str, Any]:
     tokenizer, model = load_pretrained(converted(resolve(MODEL)), "float32")  # drops the GGUF flag
     toolbox = Toolbox.build()
     queries = _one_tool(200, 7, "train")[:PROMPTS]
-    data = Dataset.from_list([{"prompt": toolbox.opening(str(q["query"]))} for q in queries] * (steps + 1))
+    data = Dataset.from_list(
+        [{"prompt": toolbox.opening(str(q["query"]))} for q in queries] * (steps + warmup)
+    )
     args = GRPOConfig(
         output_dir="/tmp/agentcore-bench-trl", per_device_train_batch_size=4,
         gradient_accumulation_steps=PROMPTS * GROUP // 4,
         num_generations=GROUP, max_completion_length=NEW_TOKENS, bf16=False, beta=0.04,
         gradient_checkpointing=False, logging_steps=1, report_to=[], save_strategy="no",
-        max_steps=steps + 1, use_cpu=True, shuffle_dataset=False,
+        max_steps=steps + warmup, use_cpu=True, shuffle_dataset=False,
     )  # fmt: skip
     lora = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 
@@ -198,36 +200,39 @@ def worker_trl(steps: int) -> dict[str, Any]:
         (t, g, float(prompt_tokens * GROUP), float(log["completions/mean_length"]) * PROMPTS * GROUP)
         for t, g, log in zip(step_times, spent, logs, strict=False)
     ]
-    return _summary(rows[1:])
+    return _summary(rows[warmup:])
 
 
 # -- driver ----------------------------------------------------------------------------------------
 
 
-def _run_worker(name: str, steps: int) -> dict[str, Any]:
+def _run_worker(name: str, steps: int, warmup: int) -> dict[str, Any]:
     """One side in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--worker", name, "--steps", str(steps)]
+    cmd = [sys.executable, __file__, "--worker", name, "--steps", str(steps), "--warmup", str(warmup)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ.copy())
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def speed(steps: int) -> None:
-    results = {name: _run_worker(name, steps) for name in ("ours", "ours-plain", "trl")}
-    print(
-        f"{PROMPTS} prompts x {GROUP} completions, <= {NEW_TOKENS} new tokens, {steps} timed steps (median)"
-    )
+LABELS = {"ours": "ours", "ours-plain": "ours, no prefix cache", "trl": "TRL 1.16 GRPOTrainer"}
+
+
+def speed(steps: int, warmup: int) -> None:
+    print(f"{PROMPTS} prompts x {GROUP} completions, <= {NEW_TOKENS} new tokens, "
+          f"{warmup} warm-up + {steps} timed steps (median)")  # fmt: skip
     header = ("", "step s", "rollout tok/s", "update tok/s", "prompt tok", "compl tok", "peak RSS MB")
-    print("{:<26}{:>8}{:>15}{:>14}{:>12}{:>11}{:>13}".format(*header))
-    labels = {"ours": "ours", "ours-plain": "ours, no prefix cache", "trl": "TRL 1.16 GRPOTrainer"}
-    for name, r in results.items():
+    print("{:<26}{:>8}{:>15}{:>14}{:>12}{:>11}{:>13}".format(*header), flush=True)
+    results = {}
+    for name in ("ours", "trl", "ours-plain"):  # each printed when done: a slow side loses no figures
+        r = results[name] = _run_worker(name, steps, warmup)
         print(
-            f"{labels[name]:<26}{r['step_s']:>8.1f}{r['rollout_tok_s']:>15.1f}{r['update_tok_s']:>14.1f}"
-            f"{r['prompt_tokens']:>12.0f}{r['completion_tokens']:>11.0f}{r['peak_rss_mb']:>13.0f}"
+            f"{LABELS[name]:<26}{r['step_s']:>8.1f}{r['rollout_tok_s']:>15.1f}{r['update_tok_s']:>14.1f}"
+            f"{r['prompt_tokens']:>12.0f}{r['completion_tokens']:>11.0f}{r['peak_rss_mb']:>13.0f}",
+            flush=True,
         )
     for base in ("trl", "ours-plain"):
         ours, other = results["ours"], results[base]
         print(
-            f"ours/{labels[base]}: rollout {ours['rollout_tok_s'] / other['rollout_tok_s']:.2f}x, "
+            f"ours/{LABELS[base]}: rollout {ours['rollout_tok_s'] / other['rollout_tok_s']:.2f}x, "
             f"update {ours['update_tok_s'] / other['update_tok_s']:.2f}x, "
             f"step time {other['step_s'] / ours['step_s']:.2f}x shorter"
         )
@@ -262,19 +267,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learn", action="store_true", help="the held-out learning run")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per side (after one warm-up)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per side first")
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--eval", type=int, default=24, help="held-out queries")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--worker", choices=("ours", "ours-plain", "trl"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "trl":
-        print(json.dumps(worker_trl(args.steps)))
+        print(json.dumps(worker_trl(args.steps, args.warmup)))
     elif args.worker:
-        print(json.dumps(worker_ours(args.steps, prefix_caching=args.worker == "ours")))
+        print(json.dumps(worker_ours(args.steps, args.warmup, prefix_caching=args.worker == "ours")))
     elif args.learn:
         learn(args.iterations, args.eval, args.lr)
     else:
-        speed(args.steps)
+        speed(args.steps, args.warmup)
 
 
 if __name__ == "__main__":
