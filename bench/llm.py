@@ -192,15 +192,20 @@ def worker_trl(steps: int, warmup: int) -> dict[str, Any]:
     trainer.add_callback(Clock())
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
-    prompt_tokens = sum(
-        len(tokenizer.apply_chat_template(toolbox.opening(str(q["query"])), add_generation_prompt=True))
-        for q in queries
-    )
+    prompt_tokens = sum(len(_rendered(tokenizer, toolbox.opening(str(q["query"])))) for q in queries)
     rows = [
         (t, g, float(prompt_tokens * GROUP), float(log["completions/mean_length"]) * PROMPTS * GROUP)
         for t, g, log in zip(step_times, spent, logs, strict=False)
     ]
     return _summary(rows[warmup:])
+
+
+def _rendered(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    # transformers 5 returns a BatchEncoding unless told otherwise: its len() is not the token count
+    ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    return list(ids["input_ids"] if isinstance(ids, dict) else ids)
 
 
 # -- driver ----------------------------------------------------------------------------------------
