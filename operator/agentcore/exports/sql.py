@@ -148,6 +148,22 @@ def _bucket(resolution: int) -> ColumnElement[Any]:
     return (T.iteration // res) * res
 
 
+def _bucket_stats() -> tuple[Any, ...]:
+    """The per-bucket aggregates both telemetry forms report, in their column order."""
+    return (
+        func.count(),
+        mean(T.reward),
+        func.min(T.reward),
+        func.max(T.reward),
+        rate(T.success),
+        mean(T.advantage),
+        mean(T.execution_time_ms),
+        count_if(T.error.is_not(None)),
+        func.min(T.created_at),
+        func.max(T.created_at),
+    )
+
+
 def telemetry(scope: Scope, resolution: int) -> Query:
     """Per-iteration aggregates, bucketed by `resolution` iterations, per job."""
     bucket = _bucket(resolution)
@@ -158,16 +174,7 @@ def telemetry(scope: Scope, resolution: int) -> Query:
             T.agent_id,
             bucket.label("iteration_start"),
             func.max(T.iteration),
-            func.count(),
-            mean(T.reward),
-            func.min(T.reward),
-            func.max(T.reward),
-            rate(T.success),
-            mean(T.advantage),
-            mean(T.execution_time_ms),
-            count_if(T.error.is_not(None)),
-            func.min(T.created_at),
-            func.max(T.created_at),
+            *_bucket_stats(),
         )
         .where(*scope.trajectory_where())
         .group_by(T.job_id, T.job_name, T.agent_id, bucket)
@@ -185,16 +192,7 @@ def telemetry_across_agents(scope: Scope, resolution: int) -> Query:
             func.max(T.iteration),
             func.count(func.distinct(T.agent_id)),
             func.count(func.distinct(T.job_id)),
-            func.count(),
-            mean(T.reward),
-            func.min(T.reward),
-            func.max(T.reward),
-            rate(T.success),
-            mean(T.advantage),
-            mean(T.execution_time_ms),
-            count_if(T.error.is_not(None)),
-            func.min(T.created_at),
-            func.max(T.created_at),
+            *_bucket_stats(),
         )
         .where(*scope.trajectory_where())
         .group_by(bucket)

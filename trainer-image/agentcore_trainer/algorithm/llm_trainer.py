@@ -37,7 +37,7 @@ from agentcore_trainer.environments.rollout import Clock, utc_now
 from agentcore_trainer.environments.toolcalls import Toolbox
 from agentcore_trainer.evaluation.metrics import EvaluationResult, evaluation_result
 from agentcore_trainer.policies.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from agentcore_trainer.policies.causal_lm import CausalLMPolicy
+from agentcore_trainer.policies.causal_lm import CausalLMPolicy, SharedPrefix
 from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
 
 STATE_FORMAT = 1
@@ -142,7 +142,14 @@ class LLMTrainer:
         sums: Counter[str] = Counter()
         for _ in range(self.config.num_inner_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            parts = [self._backward(mb, inputs) for mb, inputs in zip(batches, fixed, strict=True)]
+            self.policy.model.train()
+            # The shared prompt prefix is computed once per pass (not once per sequence); its
+            # gradient from every micro-batch flows into the weights when the block ends.
+            with self.policy.shared_prefix([s.prompt for s in segments]) as prefix:
+                parts = [
+                    self._backward(mb, inputs, prefix) for mb, inputs in zip(batches, fixed, strict=True)
+                ]
+            self.policy.model.eval()
             norm = torch.nn.utils.clip_grad_norm_(
                 self.policy.trainable_parameters(), self.config.max_grad_norm
             )
@@ -172,10 +179,11 @@ class LLMTrainer:
         return {"old": old, "ref": ref, "adv": torch.tensor(adv, dtype=torch.float32, device=device),
                 "w": torch.tensor(w, dtype=torch.float32, device=device)}  # fmt: skip
 
-    def _backward(self, batch: Sequence[Segment], inputs: dict[str, torch.Tensor | None]) -> LossParts:
-        self.policy.model.train()
-        logp = torch.cat(self.policy.token_logprobs([s.prompt for s in batch], [s.completion for s in batch]))
-        self.policy.model.eval()
+    def _backward(
+        self, batch: Sequence[Segment], inputs: dict[str, torch.Tensor | None], prefix: SharedPrefix | None
+    ) -> LossParts:
+        prompts, completions = [s.prompt for s in batch], [s.completion for s in batch]
+        logp = torch.cat(self.policy.token_logprobs(prompts, completions, prefix=prefix))
         old = inputs["old"] if inputs["old"] is not None else logp.detach()
         adv, w = inputs["adv"], inputs["w"]
         assert adv is not None and w is not None

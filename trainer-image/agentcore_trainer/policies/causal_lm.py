@@ -7,6 +7,15 @@ fine-tuning keeps a frozen copy, and only when beta > 0.
 Sampling and log-probabilities use the same temperature: the loss's logπ is the tempered
 distribution the tokens were drawn from (TRL does the same). Everything here is synchronous torch
 work; the runtime calls it in a worker thread.
+
+Shared prefix: every conversation of a run starts with the same system prompt, tool schemas and
+worked example (~430 tokens, most of each prompt). Its keys and values are computed once (batch 1)
+and expanded into a `DynamicCache` for the batch; each row is laid out as
+``[prefix][left padding][suffix]``, with the attention mask hiding the padding and position ids
+counted from the mask, so every real token sees the same positions and context as in the plain
+left-padded layout. Without gradients the prefix is memoised per weights version; with gradients
+it is recomputed per call, or shared across micro-batches through `shared_prefix` (one forward and
+one backward of the prefix per update).
 """
 
 from __future__ import annotations
@@ -16,12 +25,13 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from agentcore.api.training import Device, DType, PolicyConfig
@@ -30,6 +40,44 @@ from agentcore_trainer.policies.weights import LocalModel, converted
 log = logging.getLogger("agentcore.trainer")
 _DTYPES = {DType.FLOAT32: torch.float32, DType.BFLOAT16: torch.bfloat16, DType.FLOAT16: torch.float16}
 Messages = Sequence[dict[str, str]]
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape [1, heads, P, dim]
+MIN_PREFIX = 32  # below this, a cached prefix saves less than the cache's copies cost
+
+
+def common_prefix(seqs: Sequence[Sequence[int]], limit: int) -> int:
+    """Length of the longest prefix every sequence shares, at most `limit`."""
+    first = seqs[0]
+    n = min(limit, *(len(s) for s in seqs))
+    for seq in seqs[1:]:
+        k = 0
+        while k < n and seq[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+@dataclass
+class SharedPrefix:
+    """A prefix's K/V computed once with autograd; `keys`/`values` are leaves that collect the
+    gradient of every use, pushed back through the prefix computation once by `backward`."""
+
+    ids: tuple[int, ...]
+    computed: KV
+    leaves: KV
+
+    def matches(self, prompts: Sequence[Sequence[int]]) -> bool:
+        n = len(self.ids)
+        return all(len(p) > n and tuple(p[:n]) == self.ids for p in prompts)
+
+    def backward(self) -> None:
+        outputs, grads = [], []
+        for pair, leaf_pair in zip(self.computed, self.leaves, strict=True):
+            for out, leaf in zip(pair, leaf_pair, strict=True):
+                if leaf.grad is not None:
+                    outputs.append(out)
+                    grads.append(leaf.grad)
+        if outputs:
+            torch.autograd.backward(outputs, grads)
 
 
 def load_pretrained(model: LocalModel, dtype: str | torch.dtype) -> tuple[PreTrainedTokenizerBase, Any]:
@@ -89,6 +137,8 @@ class CausalLMPolicy:
             if keep_reference:
                 self.reference = copy.deepcopy(lm).eval().requires_grad_(False)
         self.model.eval()
+        self.prefix_caching = True  # off: the plain left-padded computation (tests compare the two)
+        self._memo: dict[tuple[Any, ...], KV] = {}
 
     def _im_end(self) -> int | None:
         token_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -123,7 +173,8 @@ class CausalLMPolicy:
         if not prompts:
             return []
         pad = int(self.tokenizer.pad_token_id)
-        ids, mask = self._left_padded(prompts)
+        n = self._prefix_length(prompts, prompts)
+        ids, mask = self._padded_after(prompts, n)
         width = ids.shape[1]
         sampling: dict[str, Any] = (
             {"do_sample": False}
@@ -136,6 +187,9 @@ class CausalLMPolicy:
             }
         )
         with self._adapter(adapter):
+            if n:
+                kv = self._memo_prefix(tuple(prompts[0][:n]), self.model, adapter)
+                sampling["cache"] = _expanded(kv, len(prompts))
             out = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                 max_new_tokens=self.config.max_new_tokens, pad_token_id=pad,
@@ -157,31 +211,108 @@ class CausalLMPolicy:
         completions: Sequence[Sequence[int]],
         *,
         reference: bool = False,
+        prefix: SharedPrefix | None = None,
     ) -> list[torch.Tensor]:
         """logπ(completion token | prefix) at the sampling temperature, one 1-D tensor per sequence.
 
         Runs with autograd unless called under ``torch.no_grad()``; ``reference=True`` uses the
-        reference policy (adapter disabled, or the frozen copy).
+        reference policy (adapter disabled, or the frozen copy). `prefix` (from `shared_prefix`)
+        supplies the shared prompt prefix's K/V when it fits these prompts.
         """
-        ids, mask = self._left_padded([list(p) + list(c) for p, c in zip(prompts, completions, strict=True)])
-        # Left padding puts every completion at the end of its row, so only the last `keep`
-        # positions need the vocabulary projection and softmax (most of a row is prompt).
+        seqs = [list(p) + list(c) for p, c in zip(prompts, completions, strict=True)]
+        # Every completion ends its row, so only the last `keep` positions need the vocabulary
+        # projection and softmax (most of a row is prompt).
         keep = max(len(c) for c in completions) + 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         model = self.reference if reference and self.reference is not None else self.model
         context = self._adapter(False) if reference and self.reference is None else nullcontext()
+        use_shared = prefix is not None and not reference and prefix.matches(prompts)
+        n = len(prefix.ids) if use_shared and prefix is not None else self._prefix_length(prompts, seqs)
+        ids, mask = self._padded_after(seqs, n)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with context:
+            kwargs: dict[str, Any] = {}
+            if n:
+                kv = self._prefix_kv(tuple(seqs[0][:n]), model, not reference, prefix if use_shared else None)
+                kwargs["cache"] = _expanded(kv, len(seqs))
             logits = model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                position_ids=positions.to(self.device), logits_to_keep=keep,
+                input_ids=ids[:, n:].to(self.device), attention_mask=mask.to(self.device),
+                position_ids=positions[:, n:].to(self.device), logits_to_keep=keep, **kwargs,
             ).logits  # fmt: skip
         logp = torch.log_softmax(logits.float() / self.config.temperature, dim=-1)
         out = []
         for row, completion in enumerate(completions):
-            n = len(completion)
-            targets = ids[row, ids.shape[1] - n :].to(self.device)
-            out.append(logp[row, keep - 1 - n : keep - 1].gather(-1, targets[:, None]).squeeze(-1))
+            k = len(completion)
+            targets = ids[row, ids.shape[1] - k :].to(self.device)
+            out.append(logp[row, keep - 1 - k : keep - 1].gather(-1, targets[:, None]).squeeze(-1))
         return out
+
+    # -- the shared prefix -----------------------------------------------------------------------------
+
+    def _prefix_length(self, prompts: Sequence[Sequence[int]], seqs: Sequence[Sequence[int]]) -> int:
+        """How many leading tokens to serve from a cache (0: none). At least one prompt token stays
+        outside the prefix: its logits predict the first completion token."""
+        if not self.prefix_caching or (self.config.gradient_checkpointing and torch.is_grad_enabled()):
+            return 0  # checkpointed layers drop the cache in training
+        n = common_prefix(seqs, min(len(p) for p in prompts) - 1)
+        return n if n >= MIN_PREFIX else 0
+
+    def _prefix_kv(self, ids: tuple[int, ...], model: Any, adapter: bool, shared: SharedPrefix | None) -> KV:
+        if shared is not None:
+            return shared.leaves
+        if torch.is_grad_enabled():
+            return self._compute_prefix(ids, model)  # the gradient must flow through the prefix
+        return self._memo_prefix(ids, model, adapter)
+
+    def _compute_prefix(self, ids: Sequence[int], model: Any) -> KV:
+        cache = DynamicCache()
+        # logits_to_keep=1: the prefix's vocabulary projection is never read
+        model(
+            input_ids=torch.tensor([list(ids)], device=self.device),
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        layers: Any = cache.layers  # DynamicLayer: keys/values of shape [1, heads, n, dim]
+        return [(layer.keys, layer.values) for layer in layers]
+
+    def _memo_prefix(self, ids: tuple[int, ...], model: Any, adapter: bool) -> KV:
+        """The no-grad prefix K/V, recomputed only when the weights it depends on changed."""
+        key = (ids, id(model), adapter, model.training, self._weights_version(model, adapter))
+        if key not in self._memo:
+            self._memo = {k: v for k, v in self._memo.items() if k[1:3] != key[1:3]}  # drop stale
+            with torch.no_grad():
+                self._memo[key] = self._compute_prefix(ids, model)
+        return self._memo[key]
+
+    def _weights_version(self, model: Any, adapter: bool) -> int:
+        """Changes whenever a trainable weight is modified in place (optimizer step, checkpoint load):
+        torch bumps a tensor's version counter on every in-place write."""
+        if model is self.reference or (not adapter and isinstance(self.model, PeftModel)):
+            return 0  # the frozen base model
+        return sum(p._version for p in self.trainable_parameters())
+
+    @contextmanager
+    def shared_prefix(self, prompts: Sequence[Sequence[int]]) -> Iterator[SharedPrefix | None]:
+        """The prompts' common prefix computed once with autograd, for every `token_logprobs` call
+        inside the block; on leaving it, the gradient their backward passes left on the prefix's
+        K/V flows on into the weights (the same total gradient as recomputing it per sequence)."""
+        n = self._prefix_length(prompts, prompts) if torch.is_grad_enabled() else 0
+        if not n:
+            yield None
+            return
+        computed = self._compute_prefix(prompts[0][:n], self.model)
+        leaves = [(k.detach().requires_grad_(), v.detach().requires_grad_()) for k, v in computed]
+        shared = SharedPrefix(tuple(prompts[0][:n]), computed, leaves)
+        yield shared
+        shared.backward()
+
+    def _padded_after(self, seqs: Sequence[Sequence[int]], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``[first n tokens][padding][rest]``: left padding when n is 0."""
+        if not n:
+            return self._left_padded(seqs)
+        ids, mask = self._left_padded([s[n:] for s in seqs])
+        head = torch.tensor([list(seqs[0][:n])] * len(seqs), dtype=torch.long)
+        return torch.cat([head, ids], dim=1), torch.cat([torch.ones_like(head), mask], dim=1)
 
     def _left_padded(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         pad = int(self.tokenizer.pad_token_id)
@@ -230,3 +361,10 @@ class CausalLMPolicy:
         config = self.model.peft_config["default"].to_dict()
         config["base_model_name_or_path"] = self.model_name
         return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+
+
+def _expanded(kv: KV, batch: int) -> DynamicCache:
+    """A fresh cache holding the prefix for every row (expand is a view; the cache copies on update)."""
+    return DynamicCache(
+        ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
+    )
