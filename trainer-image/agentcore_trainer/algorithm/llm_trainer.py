@@ -31,7 +31,12 @@ from safetensors.torch import save as save_tensors
 
 from agentcore_trainer.algorithm.grpo import AlgoConfig, group_advantages
 from agentcore_trainer.algorithm.token_grpo import LossParts, token_loss, token_weights
-from agentcore_trainer.algorithm.trainer import IterationReport, iteration_metrics, trajectory_records
+from agentcore_trainer.algorithm.trainer import (
+    IterationReport,
+    iteration_metrics,
+    pick_batch,
+    trajectory_records,
+)
 from agentcore_trainer.environments.conversation import Conversation, converse
 from agentcore_trainer.environments.rollout import Clock, utc_now
 from agentcore_trainer.environments.toolcalls import Toolbox
@@ -93,7 +98,7 @@ class LLMTrainer:
 
     def step(self) -> IterationReport:
         started = time.perf_counter()
-        picked = self._pick_batch()
+        picked = pick_batch(self.rng, len(self.queries), self.batch_size)
         batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
         torch.manual_seed(int(self.rng.integers(2**31)))
         convs = converse(self.policy, self.toolbox, batch, self.max_steps, clock=self.clock)
@@ -113,10 +118,6 @@ class LLMTrainer:
             run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
         )  # fmt: skip
         return IterationReport(self.iteration, metrics, records, self)  # type: ignore[arg-type]
-
-    def _pick_batch(self) -> list[int]:
-        n = len(self.queries)
-        return [int(i) for i in self.rng.choice(n, size=self.batch_size, replace=self.batch_size > n)]
 
     def _segments(self, convs: Sequence[Conversation]) -> list[Segment]:
         segments = []

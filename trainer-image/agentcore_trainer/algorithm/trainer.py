@@ -167,7 +167,7 @@ class Trainer:
     # -- one iteration -----------------------------------------------------------------------
 
     def step(self) -> IterationReport:
-        picked = self._pick_batch()
+        picked = pick_batch(self.rng, len(self.queries), self.batch_size)
         batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
         episodes = rollout(self.policy, self.env_factory, batch, self.max_steps, self.rng, clock=self.clock)
         results = [
@@ -186,10 +186,6 @@ class Trainer:
             run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
         )  # fmt: skip
         return IterationReport(self.iteration, metrics, records, self)
-
-    def _pick_batch(self) -> list[int]:
-        n = len(self.queries)
-        return [int(i) for i in self.rng.choice(n, size=self.batch_size, replace=self.batch_size > n)]
 
     def _update(
         self, episodes: list[Episode], advantages: FloatArray, valid: NDArray[np.bool_]
@@ -253,6 +249,11 @@ class TrajectoryLike(Protocol):
 
     @property
     def output_tokens(self) -> int: ...
+
+
+def pick_batch(rng: np.random.Generator, n_queries: int, batch_size: int) -> list[int]:
+    """The query indices of one iteration (with replacement only when the batch exceeds the data)."""
+    return [int(i) for i in rng.choice(n_queries, size=batch_size, replace=batch_size > n_queries)]
 
 
 def iteration_metrics(

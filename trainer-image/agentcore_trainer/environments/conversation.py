@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentcore_trainer.environments.rollout import Clock, utc_now
+from agentcore_trainer.environments.rollout import Clock, expected_outcome_of, utc_now
 from agentcore_trainer.environments.toolcalls import ANSWER, ParsedTurn, Toolbox, ToolSession, parse_turn
 from agentcore_trainer.environments.tooluse import ERROR_STEP_REWARD
 
@@ -56,8 +56,7 @@ class Conversation:
 
     @property
     def expected_outcome(self) -> Mapping[str, Any]:
-        outcome = self.query.get("expected_outcome") or {}
-        return outcome if isinstance(outcome, Mapping) else {}
+        return expected_outcome_of(self.query)
 
     @property
     def execution_time_ms(self) -> float:

@@ -19,6 +19,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def expected_outcome_of(query: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A query's expected_outcome as rewards read it ({} when absent or not an object)."""
+    outcome = query.get("expected_outcome") or {}
+    return outcome if isinstance(outcome, Mapping) else {}
+
+
 @dataclass
 class Episode:
     """One trajectory as the environment produced it (policy-side data plus the step records)."""
@@ -31,8 +37,7 @@ class Episode:
 
     @property
     def expected_outcome(self) -> Mapping[str, Any]:
-        outcome = self.query.get("expected_outcome") or {}
-        return outcome if isinstance(outcome, Mapping) else {}
+        return expected_outcome_of(self.query)
 
     @property
     def execution_time_ms(self) -> float:

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentcore.datasources import DataPolicy
-from agentcore.storage.objectstore import open_store
+from agentcore.storage.objectstore import ObjectStore, open_store
 
 DEFAULT_MAX_MODEL_BYTES = 32 * 2**30
-_WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin")
 
 
 class ModelNotFound(ValueError):
@@ -102,12 +101,12 @@ def _from_store(uri: str, namespace: str, policy: DataPolicy) -> LocalModel:
     return _from_path(target / Path(key).name if key.endswith(".gguf") else target)
 
 
-def _download(store: object, keys: list[str], base: str, target: Path) -> None:
+def _download(store: ObjectStore, keys: list[str], base: str, target: Path) -> None:
     budget = int(os.environ.get("AGENTCORE_MODEL_MAX_BYTES", DEFAULT_MAX_MODEL_BYTES))
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=_parent(target)))
     for k in keys:
         name = Path(k).name if base.endswith(".gguf") else k.removeprefix(base)
-        data = store.get_bytes(k, max_bytes=budget)  # type: ignore[attr-defined]
+        data = store.get_bytes(k, max_bytes=budget)
         budget -= len(data)
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_bytes(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from agentcore.api.training import GRPOConfig, PolicyBackend
 from agentcore.cost import DEFAULT_PRICES, Price, price_for_model
@@ -20,6 +20,9 @@ from agentcore_trainer.algorithm.trainer import IterationReport, Trainer, Traine
 from agentcore_trainer.evaluation.metrics import EvaluationResult, comparison_body, evaluate
 from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE
 from agentcore_trainer.rewards import RewardSpec
+
+if TYPE_CHECKING:  # torch is imported only when the transformers backend is asked for
+    from agentcore_trainer.algorithm.llm_trainer import LLMTrainer  # noqa: F401  (LLMBackend's base)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class RunShape:
 class Backend(Protocol):
     price: Price
     device_price_per_hour: Decimal
+    checkpoint_suffix: str  # the state blob's format, as the checkpoint's object name shows it
 
     @property
     def iteration(self) -> int: ...
@@ -92,21 +96,20 @@ def reward_spec(config: GRPOConfig) -> RewardSpec:
     return RewardSpec.from_entry_points([f.entry_point for f in functions], [f.weight for f in functions])
 
 
-class BuiltinBackend:
-    """The numpy trainer; evaluation's baseline is its frozen initial policy."""
+class _SteppingTrainer(Protocol):
+    iteration: int
+    counters: dict[str, int]
 
-    price = DEFAULT_PRICES["builtin-cpu"]
-    device_price_per_hour = Decimal("0")
+    def step(self) -> IterationReport: ...
 
-    def __init__(self, shape: RunShape, state: bytes | None) -> None:
-        cfg = shape.config
-        self.config, self.rewards = cfg, reward_spec(cfg)
-        self.trainer = Trainer(
-            shape.queries, algo_config(cfg), batch_size=cfg.batch_size,
-            group_size=cfg.n_trajectories_per_query, max_steps=cfg.max_steps_per_trajectory,
-            seed=shape.seed, rewards=self.rewards,
-            state=TrainerState.from_bytes(state) if state is not None else None, run_id=shape.run_id,
-        )  # fmt: skip
+
+_T = TypeVar("_T", bound=_SteppingTrainer)
+
+
+class _Delegating(Generic[_T]):
+    """What both backends answer straight from their trainer."""
+
+    trainer: _T
 
     @property
     def iteration(self) -> int:
@@ -118,6 +121,24 @@ class BuiltinBackend:
 
     def step(self) -> IterationReport:
         return self.trainer.step()
+
+
+class BuiltinBackend(_Delegating[Trainer]):
+    """The numpy trainer; evaluation's baseline is its frozen initial policy."""
+
+    price = DEFAULT_PRICES["builtin-cpu"]
+    device_price_per_hour = Decimal("0")
+    checkpoint_suffix = ".npz"
+
+    def __init__(self, shape: RunShape, state: bytes | None) -> None:
+        cfg = shape.config
+        self.config, self.rewards = cfg, reward_spec(cfg)
+        self.trainer = Trainer(
+            shape.queries, algo_config(cfg), batch_size=cfg.batch_size,
+            group_size=cfg.n_trajectories_per_query, max_steps=cfg.max_steps_per_trajectory,
+            seed=shape.seed, rewards=self.rewards,
+            state=TrainerState.from_bytes(state) if state is not None else None, run_id=shape.run_id,
+        )  # fmt: skip
 
     def checkpoint(self) -> bytes:
         return self.trainer.state().to_bytes()
@@ -131,8 +152,10 @@ class BuiltinBackend:
         return result, Usage()  # the built-in policy's evaluation is not metered (no model calls)
 
 
-class LLMBackend:
+class LLMBackend(_Delegating["LLMTrainer"]):
     """The causal-LM trainer; evaluation's baseline is the model with its adapter disabled."""
+
+    checkpoint_suffix = ".zip"  # the blob is a zip that is a PEFT adapter directory
 
     def __init__(self, shape: RunShape, state: bytes | None) -> None:
         try:
@@ -161,17 +184,6 @@ class LLMBackend:
             max_steps=cfg.max_steps_per_trajectory, seed=shape.seed, rewards=reward_spec(cfg),
             state=state, run_id=shape.run_id,
         )  # fmt: skip
-
-    @property
-    def iteration(self) -> int:
-        return self.trainer.iteration
-
-    @property
-    def counters(self) -> dict[str, int]:
-        return self.trainer.counters
-
-    def step(self) -> IterationReport:
-        return self.trainer.step()
 
     def checkpoint(self) -> bytes:
         return self.trainer.checkpoint()

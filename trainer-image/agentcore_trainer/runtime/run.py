@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentcore.api.common import format_money, parse_money
-from agentcore.api.training import GRPOConfig, PolicyBackend, TrainerState
+from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.cost import DEFAULT_PRICES, CostMeter, compute_cost, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
 from agentcore.storage.trajectories import TrajectoryRepository
@@ -192,16 +192,10 @@ class TrainingRun:
             "budget_warnings": sorted(self.guard.warned),
             "trajectories_generated": trainer.counters.get("trajectories_generated", 0),
         }
-        suffix = ".zip" if self.inputs.config.policy.backend == PolicyBackend.TRANSFORMERS else ".npz"
         self.last_checkpoint = await asyncio.to_thread(
-            self.checkpoints.save,
-            blob,
-            trainer.iteration,
-            str(self.meter.total),
-            self.validation,
-            extra,
-            suffix,
-        )
+            self.checkpoints.save, blob, trainer.iteration, str(self.meter.total), self.validation, extra,
+            trainer.checkpoint_suffix,
+        )  # fmt: skip
 
     def _eval_queries(self) -> list[dict[str, Any]]:
         return self.inputs.evaluation[:MAX_EVAL_QUERIES]
