@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from agentcore.api import labels
 from agentcore.api.common import GROUP, VERSION
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob.reconciler import ExportJobReconciler
@@ -45,7 +46,7 @@ def operator_store(config: OperatorConfig) -> ObjectStore | None:
 async def exports_startup(memo: kopf.Memo, **_: Any) -> None:
     config = memo.get("config") or OperatorConfig.from_env()
     settings = ExportSettings.from_env()
-    memo.export_kube = KubeClient(kubeconfig.load())
+    memo.export_kube = KubeClient(kubeconfig.load(), user_agent=labels.OPERATOR_NAME)
     memo.export_reconciler = ExportJobReconciler(memo.export_kube, config, settings, operator_store(config))
     memo.export_task = asyncio.create_task(
         _maintain(memo.export_reconciler, config.resync_seconds, settings.sweep_seconds)

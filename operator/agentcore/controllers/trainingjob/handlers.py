@@ -38,10 +38,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     config = memo.get("config") or OperatorConfig.from_env()
     memo.config = config
+    settings.queueing.worker_limit = config.max_concurrent_reconciles
+    settings.batching.idle_timeout = 1.0  # an idle worker holds one of those slots meanwhile
     if config.namespaces:
         # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
         settings.scanning.disabled = True
-    memo.kube = KubeClient(kubeconfig.load())
+    memo.kube = KubeClient(kubeconfig.load(), user_agent=labels.OPERATOR_NAME)
     memo.reconciler = TrainingJobReconciler(memo.kube, config)
     memo.resync_task = asyncio.create_task(_resync_forever(memo.reconciler, config.resync_seconds))
 
@@ -82,14 +84,20 @@ async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
     if type == "DELETED":
         memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
         return
+    memo.reconciler.observe_trainingjob(dict(body))  # the reconcile reads it from there, no GET
     await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
-async def trainer_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def trainer_job_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if memo.get("reconciler") is None:
         return
-    await memo.reconciler.reconcile(body.metadata.namespace, _owner_name(body))
+    owner = _owner_name(body)
+    if type == "DELETED":
+        memo.reconciler.forget_job(body.metadata.namespace, owner)
+    else:
+        memo.reconciler.observe_job(dict(body), owner)
+    await memo.reconciler.reconcile(body.metadata.namespace, owner)
 
 
 def _owner_name(body: kopf.Body) -> str:
