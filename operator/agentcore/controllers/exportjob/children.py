@@ -13,13 +13,12 @@ from typing import Any
 
 from agentcore.api import labels
 from agentcore.api.common import GROUP
-from agentcore.api.exports import ExportJob, PrivacyLevel
+from agentcore.api.exports import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS, ExportJob, PrivacyLevel
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.rules import BUILTIN_RULES
 from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings
-from agentcore.exports.sources import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS
 
 EXPORTER_CONTAINER = "exporter"
 INVALID_EXIT_CODE = 2  # a failure the exporter reported; retrying cannot help
