@@ -409,10 +409,10 @@ class ExportJob(CamelModel):
 
     @property
     def export_id(self) -> str:
-        """The REST API's id: recorded in the status, else the label the API server set, else the
-        uid (an ExportJob created with kubectl)."""
-        status_id = self.status.export_id if self.status else None
-        return str(status_id or self.metadata.label(labels.EXPORT_ID) or self.metadata.uid or "")
+        """The REST API's id: the label the API server set, else the uid (an ExportJob created with
+        kubectl). Never the status's copy: the exporter pod, in the tenant's namespace, may write
+        the status, and must not make its export answer to (or reach the file of) another id."""
+        return str(self.metadata.label(labels.EXPORT_ID) or self.metadata.uid or "")
 
     @property
     def phase(self) -> ExportPhase:

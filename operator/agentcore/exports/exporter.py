@@ -256,9 +256,7 @@ class Export:
         if self.stop.is_set() or await self._cancel_requested():
             raise ExportCancelled()
         store = open_store(os.environ.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
-        status_id = self.ej.observed_status.export_id
-        export_id = str(status_id) if status_id else self.ej.metadata.uid or ""
-        key = object_key(self.namespace, export_id, name)
+        key = object_key(self.namespace, self.ej.export_id, name)
         info = FORMATS[spec.config.format]
         ref = await asyncio.to_thread(_upload, store, key, written.path, info.content_type, name)
         retention = spec.retention_seconds or self.settings.retention_seconds

@@ -51,7 +51,19 @@ def object_key(namespace: str, export_id: str, file_name: str) -> str:
     return f"{EXPORT_PREFIX}/{namespace}/{export_id}/{file_name}"
 
 
-def key_from_ref(store_uri: str, file_ref: str) -> str | None:
-    """The store-relative key of a status.output.fileRef, or None if it is not in this store."""
+def key_from_ref(store_uri: str, file_ref: str, namespace: str, export_id: str) -> str | None:
+    """The store-relative key of a status.output.fileRef, or None unless it is this export's own
+    object: one file directly under exports/<namespace>/<export id>/ of this store.
+
+    The status is written by the exporter pod, which runs in the tenant's namespace; trusting its
+    fileRef would let that pod aim a download (or the expiry sweep's delete) at another tenant's
+    file."""
     base = store_uri.rstrip("/") + "/"
-    return file_ref[len(base) :] if file_ref.startswith(base) else None
+    if not file_ref.startswith(base):
+        return None
+    key = file_ref[len(base) :]
+    own = object_key(namespace, export_id, "")
+    name = key[len(own) :]
+    if not key.startswith(own) or not name or "/" in name or name in (".", ".."):
+        return None
+    return key

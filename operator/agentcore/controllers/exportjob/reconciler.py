@@ -161,7 +161,7 @@ class ExportJobReconciler:
         output = ej.observed_status.output
         ref = output.file_ref if output else None
         if ref and self.store is not None:
-            key = key_from_ref(self.store.uri, ref)
+            key = key_from_ref(self.store.uri, ref, ns, ej.export_id)
             if key:
                 await asyncio.to_thread(self.store.delete, key)
         try:

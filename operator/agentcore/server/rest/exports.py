@@ -552,7 +552,7 @@ async def download_export(request: web.Request) -> web.Response:
     remaining = math.floor((output.expires_at - now).total_seconds()) if output.expires_at else 0
     if remaining < 1:
         raise ApiFailure(410, "EXPORT_EXPIRED", "Export has expired")
-    key = _store_key(deps, output)
+    key = _store_key(deps, ej)
     if key is None:
         raise ApiFailure(
             503, "DOWNLOAD_UNAVAILABLE", "The export's file is not in this server's object store"
@@ -615,7 +615,7 @@ async def delete_export(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     caller = await _caller(request)
     ej = await _find(request, caller)
-    key = _store_key(deps, ej.observed_status.output or ExportOutput())
+    key = _store_key(deps, ej)
     if key and deps.store is not None:
         await asyncio.to_thread(deps.store.delete, key)
     try:
@@ -629,11 +629,13 @@ async def delete_export(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _store_key(deps: ExportDeps, output: ExportOutput) -> str | None:
-    """The export file's key in this server's object store, or None if it is not there."""
+def _store_key(deps: ExportDeps, ej: ExportJob) -> str | None:
+    """The export file's key in this server's object store, or None if it is not there (or the
+    status names another object than the export's own)."""
+    output = ej.observed_status.output or ExportOutput()
     if deps.store is None or not output.file_ref:
         return None
-    return key_from_ref(deps.store.uri, output.file_ref)
+    return key_from_ref(deps.store.uri, output.file_ref, ej.namespace, ej.export_id)
 
 
 def _inside(root: Path, key: str) -> Path | None:
@@ -658,7 +660,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     found = await _by_id(deps, [None], export_id)
     output = (found.observed_status.output if found else None) or ExportOutput()
     root = getattr(deps.store, "root", None)
-    key = _store_key(deps, output)
+    key = _store_key(deps, found) if found is not None else None
     if root is None or key is None:
         raise _not_found()
     path = _inside(Path(root), key)
