@@ -524,7 +524,11 @@ class TrainingJobSpec(CamelModel):
         default=None, max_length=10, description="Webhooks notified of job events."
     )
     image: str | None = Field(
-        default=None, max_length=1024, description="Trainer image override; the operator's default if unset."
+        default=None,
+        max_length=1024,
+        description="Trainer image override; the operator's default if unset. Must be the default "
+        "or match one of the operator's allowed images (AGENTCORE_ALLOWED_IMAGES), else the job "
+        "fails validation.",
     )
     resources: dict[str, Any] | None = Field(
         default=None, description="Compute resources of the trainer container (core/v1 ResourceRequirements)."

@@ -3,6 +3,7 @@ it) or from `agentcore operator` flags, through pydantic-settings."""
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator
@@ -17,6 +18,10 @@ class OperatorConfig(BaseSettings):
     )
 
     trainer_image: str = DEFAULT_TRAINER_IMAGE
+    # Images a TrainingJob's spec.image may name besides trainer_image: exact references, or
+    # shell-style patterns (fnmatch; end a registry prefix with "/*"). Comma-separated from the
+    # environment. A tenant's image runs next to the job's credentials: empty allows none.
+    allowed_images: Annotated[tuple[str, ...], NoDecode] = ()
     # Handed to trainer pods through a per-job Secret (the pods run in the jobs' namespaces).
     database_url: str = ""
     object_store: str = ""
@@ -41,7 +46,7 @@ class OperatorConfig(BaseSettings):
     trainer_grace_seconds: int = 60
     extra_trainer_env: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("namespaces", "webhook_allowed_networks", mode="before")
+    @field_validator("namespaces", "webhook_allowed_networks", "allowed_images", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
@@ -50,6 +55,17 @@ class OperatorConfig(BaseSettings):
     def from_env(cls, **overrides: Any) -> OperatorConfig:
         """The environment, with explicit values (e.g. command-line flags) winning."""
         return cls(**overrides)
+
+    def image_refused(self, image: str | None) -> str | None:
+        """Why a TrainingJob may not run `image` (a message naming the field), or None."""
+        if image is None or image == self.trainer_image:
+            return None
+        if any(fnmatch.fnmatchcase(image, pattern) for pattern in self.allowed_images):
+            return None
+        return (
+            f"spec.image: {image!r} is neither the platform's trainer image nor one of the operator's "
+            "allowed images (AGENTCORE_ALLOWED_IMAGES)"
+        )
 
     def trainer_secret_data(self) -> dict[str, str]:
         """What the trainer needs to reach the database and the object store."""

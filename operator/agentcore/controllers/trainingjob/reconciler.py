@@ -234,7 +234,7 @@ class TrainingJobReconciler:
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
-        refused = await self._check_secret_refs(tj)
+        refused = self.config.image_refused(spec.image) or await self._check_secret_refs(tj)
         if refused:
             return refused
         try:
