@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +69,25 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 
+WriteGuard = Callable[[str, str], None]
+
+
 class KubeClient:
-    def __init__(self, config: KubeConfig, timeout: float = 30) -> None:
+    """``before_write(method, path)`` runs right before every request that is not a GET and may
+    raise to stop it: the operator's leader fence (every write of its reconcilers passes here)."""
+
+    def __init__(
+        self,
+        config: KubeConfig,
+        timeout: float = 30,
+        before_write: WriteGuard | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         self.config = config
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._api: ApiClient | None = None
+        self._before_write = before_write
+        self._user_agent = user_agent
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -86,8 +100,26 @@ class KubeClient:
             # The TLS context is built from the credentials, so they must be there first.
             await self.config.authenticate()
             if self._api is None:
-                self._api = _without_env_lookups(ApiClient(self.config.configuration))
+                self._api = _without_env_lookups(ApiClient(self.config.configuration), self._traces())
+                if self._user_agent:
+                    self._api.user_agent = self._user_agent
         return self._api
+
+    def _traces(self) -> list[aiohttp.TraceConfig]:
+        """The guard again at the last moment aiohttp offers: the connection is ours and no byte
+        of the request is written yet (a raise there aborts it). Between this and the socket
+        write there is no I/O wait, only the body writer's task switch."""
+        guard = self._before_write
+        if guard is None:
+            return []
+
+        async def headers_ready(_: object, __: object, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+            if params.method != "GET":
+                guard(params.method, params.url.path)
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_ready)
+        return [trace]
 
     async def close(self) -> None:
         if self._api is not None:
@@ -122,6 +154,8 @@ class KubeClient:
         accept: str,
     ) -> aiohttp.ClientResponse:
         api = await self._client()
+        if self._before_write is not None and method != "GET":
+            self._before_write(method, path)  # early: a refused write takes no connection
         response: aiohttp.ClientResponse = await api.call_api(
             path,
             method,
@@ -233,7 +267,7 @@ class KubeClient:
                     yield json.loads(line)
 
 
-def _without_env_lookups(api: ApiClient) -> ApiClient:
+def _without_env_lookups(api: ApiClient, traces: list[aiohttp.TraceConfig]) -> ApiClient:
     """Give the library's connection pool a session that does not consult proxy variables and
     ~/.netrc on every request (two thread hops each: 4x the CPU of a GET, see bench/kube_client.py).
     A kubeconfig's proxy-url is still passed per request; $HTTPS_PROXY is ignored, as it was before.
@@ -242,7 +276,9 @@ def _without_env_lookups(api: ApiClient) -> ApiClient:
     connector = library.connector
     library.detach()
     # Watch events carry whole objects (etcd allows ~1.5 MB): lines need a large buffer.
-    api.rest_client.pool_manager = aiohttp.ClientSession(connector=connector, read_bufsize=1 << 23)
+    api.rest_client.pool_manager = aiohttp.ClientSession(
+        connector=connector, read_bufsize=1 << 23, trace_configs=traces or None
+    )
     return api
 
 
