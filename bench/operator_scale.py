@@ -159,7 +159,8 @@ async def one_failover(
     kube: KubeClient, replicas: dict[str, ManagedProcess], sig: signal.Signals, job: str
 ) -> tuple[float, float]:
     """Signal the leader, then create a TrainingJob at once: (seconds until another replica holds
-    the Lease, seconds until that TrainingJob has a status — the new leader's first reconcile)."""
+    the Lease, seconds until that TrainingJob has a status). After SIGKILL the status is the new
+    leader's first reconcile; after SIGTERM the old leader may still write it before kopf stops."""
     leader = ""
     while leader not in replicas:
         await asyncio.sleep(0.1)
@@ -230,8 +231,9 @@ def print_failover(results: dict[str, list[tuple[float, float]]]) -> None:
     for sig, rows in results.items():
         acquired = ", ".join(f"{a:.2f}" for a, _ in rows)
         reconciled = ", ".join(f"{r:.2f}" for _, r in rows)
-        print(f"  {sig} of the leader → standby holds the Lease:      {acquired} s")
-        print(f"  {sig} of the leader → first reconcile by the new one: {reconciled} s")
+        print(f"  {sig} of the leader → the standby holds the Lease:          {acquired} s")
+        print(f"  {sig} of the leader → a TrainingJob created then is reconciled: {reconciled} s")
+    print("  (after SIGTERM the old leader may reconcile it itself, until kopf has stopped)")
 
 
 def main() -> None:

@@ -20,9 +20,15 @@ from agentcore.devenv.procs import ManagedProcess, free_port, wait_until
 
 AGENTCORE = str(Path(sys.executable).parent / "agentcore")
 LEASE_NAMESPACE = "default"
-# Short election timings (client-go's defaults are 15/10/2 s): a restarted operator waits out its
-# predecessor's lease, and the HA tests kill leaders on purpose. The renew deadline stays above the
-# event-loop stalls of a loaded 2-core machine (the operator's startup blocks it for ~3 s).
+# Election timings for tests. A single operator that is restarted waits out its predecessor's
+# lease (client-go's default is 15 s), so tests use a shorter lease; the renew deadline stays at
+# client-go's 10 s, above the stalls of a loaded 2-core machine (a leader that misses it exits).
+TEST_ELECTION = {
+    "AGENTCORE_LEASE_DURATION_SECONDS": "12",
+    "AGENTCORE_RENEW_DEADLINE_SECONDS": "10",
+    "AGENTCORE_RETRY_PERIOD_SECONDS": "1",
+}
+# The HA tests kill and pause leaders on purpose: short timings keep each failover short.
 FAST_ELECTION = {
     "AGENTCORE_LEASE_DURATION_SECONDS": "6",
     "AGENTCORE_RENEW_DEADLINE_SECONDS": "4",
@@ -40,6 +46,7 @@ class OperatorProcess:
         lease: str | None = None,
         name: str = "operator",
         bucket: str | None = None,
+        election: dict[str, str] | None = None,
     ) -> None:
         creds = s3.credentials
         self.bucket = bucket or f"agentcore-{uuid.uuid4().hex[:8]}"
@@ -60,7 +67,7 @@ class OperatorProcess:
             "AGENTCORE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "AGENTCORE_LEASE_NAME": self.lease,
             "AGENTCORE_LEASE_NAMESPACE": LEASE_NAMESPACE,
-            **FAST_ELECTION,
+            **(election or TEST_ELECTION),
         }
         self.state = state
         self.metrics_port, self.liveness_port = free_port(), free_port()

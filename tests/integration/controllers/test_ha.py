@@ -32,7 +32,7 @@ from agentcore.devenv.dev import node_ready, start_node_agent
 from agentcore.devenv.procs import wait_until
 from tests.conftest import REPO, get_json, trajectory_counts, wait_for
 from tests.integration.controllers.test_trainingjob import add_queries, phase_is, training_job
-from tests.operator_support import FAST_ELECTION, OperatorProcess, holder, leader_of, migrate
+from tests.operator_support import FAST_ELECTION, OperatorProcess, holder, leader_of, lease_spec, migrate
 
 pytestmark = pytest.mark.integration
 LEASE = "agentcore-operator-ha"
@@ -91,8 +91,9 @@ def cluster(postgres) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def operators(cluster, postgres, s3, tmp_path_factory) -> Iterator[list[OperatorProcess]]:
     state = tmp_path_factory.mktemp("ha-operators")
-    first = OperatorProcess(cluster.cp, postgres, s3, state, lease=LEASE, name="op-a")
-    second = OperatorProcess(cluster.cp, postgres, s3, state, lease=LEASE, name="op-b", bucket=first.bucket)
+    group = {"lease": LEASE, "election": FAST_ELECTION}
+    first = OperatorProcess(cluster.cp, postgres, s3, state, name="op-a", **group)
+    second = OperatorProcess(cluster.cp, postgres, s3, state, name="op-b", bucket=first.bucket, **group)
     ops = [first, second]
     for op in ops:
         op.start()
@@ -244,6 +245,7 @@ def test_killing_the_leader_at_random_points_keeps_every_job_right(cluster, oper
     print(f"AGENTCORE_HA_SEED={SEED}")
     names = [f"ha-{i}" for i in range(3)]
     apply_jobs(cluster, ns, names, iterations=40)
+    transitions = lease_spec(cluster.cp, LEASE).get("leaseTransitions", 0)
     takeovers = []
     for _ in range(3):
         both_running(operators)
@@ -267,6 +269,7 @@ def test_killing_the_leader_at_random_points_keeps_every_job_right(cluster, oper
     # every retry period: worst case lease + 2 x retry, plus slack for this shared machine.
     assert all(t <= LEASE_S + 2 * RETRY_S + 5 for t in takeovers), takeovers
     assert [d["status"]["phase"] for d in done] == ["Completed"] * len(names)
+    assert lease_spec(cluster.cp, LEASE)["leaseTransitions"] == transitions + len(takeovers)
     jobs = get_json(cluster.cp, "-n", ns, "get", "jobs")["items"]
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(f"{n}-trainer" for n in names)
     writes = assert_one_writer_at_a_time(cluster.audit)

@@ -162,6 +162,9 @@ class LeaderElector:
             async with asyncio.timeout(remaining):
                 return await self._attempt()
         except TimeoutError:
+            log.warning(
+                "lease %s: renew timed out (%.1fs left of the renew deadline)", self._lease, remaining
+            )
             return False
 
     def _taken(self) -> bool:
