@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from typing import Any
 
 log = logging.getLogger("agentcore.operator")
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_operator(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
+    from pydantic import ValidationError
 
     from agentcore import logs
     from agentcore.controllers.common.config import OperatorConfig
@@ -56,11 +58,19 @@ def run_operator(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
     overrides: dict[str, Any] = {
-        field: getattr(args, flag) for flag, field in _ELECTION_FLAGS.items() if getattr(args, flag, None)
+        field: value
+        for flag, field in _ELECTION_FLAGS.items()
+        if (value := getattr(args, flag, None)) is not None
     }
     if args.namespace:
         overrides["namespaces"] = tuple(args.namespace)
-    config = OperatorConfig.from_env(**overrides)
+    try:
+        config = OperatorConfig.from_env(**overrides)
+    except ValidationError as exc:  # name the setting and the rule, without a traceback
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "operator settings"
+            print(f"agentcore operator: {where}: {error['msg']}", file=sys.stderr)
+        return 2
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if args.log_format == "json":  # the project's one log schema, for kopf's records too
         logs.configure("DEBUG" if args.verbose else "INFO")
