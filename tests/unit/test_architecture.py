@@ -105,3 +105,18 @@ def test_layers(package: str, forbidden: tuple[str, ...]) -> None:
 def test_no_package_shadows_the_standard_library() -> None:
     assert not (REPO / "operator" / "__init__.py").exists()
     assert not (REPO / "trainer-image" / "__init__.py").exists()
+
+
+def test_the_operator_process_does_not_load_the_exporter() -> None:
+    """The exporter (SQL sources, writers) runs in export Jobs; an operator that loaded it paid
+    ~20 MiB of RSS for nothing (bench/operator_scale.py)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, agentcore.controllers.trainingjob.handlers, agentcore.controllers.exportjob.handlers;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'sqlalchemy', 'pyarrow', 'boto3'}"
+        " or m.startswith(('agentcore.exports.sources', 'agentcore.exports.writers'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

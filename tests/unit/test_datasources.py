@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agentcore import datasources
 from agentcore.api.labels import USABLE_BY_TRAININGJOBS
-from agentcore.datasources import DataPolicy, DataSourceError, load_queries
+from agentcore.datasources import DataPolicy, DataSourceError, count_queries, load_queries
 from agentcore_trainer.datasets import generate
 
 NO_KUBE = None  # URI sources never touch the Kubernetes API
@@ -101,3 +102,19 @@ async def test_a_secret_must_be_labelled_for_trainingjobs() -> None:
     assert "held-out" in str(info.value) and USABLE_BY_TRAININGJOBS in str(info.value)
     labelled = SecretKube({USABLE_BY_TRAININGJOBS: "true"})
     assert len(await load_queries(ref, "tenant-a", labelled)) == 100  # type: ignore[arg-type]
+
+
+async def test_count_queries_reads_every_time_but_validates_a_text_once(tmp_path, monkeypatch) -> None:
+    """The operator validates each job's data; many jobs share one text (bench/operator_scale.py)."""
+    policy, root = store(tmp_path)
+    uri = f"file://{root}/datasets/tenant-a/job/training.json"
+    calls: list[int] = []
+    real = datasources.validate_queries
+    monkeypatch.setattr(datasources, "validate_queries", lambda raw: calls.append(1) or real(raw))
+    counts = [await count_queries({"uri": uri}, "tenant-a", NO_KUBE, policy=policy) for _ in range(3)]  # type: ignore[arg-type]
+    assert counts == [100, 100, 100] and len(calls) == 1
+    (root / "datasets" / "tenant-a" / "job" / "training.json").write_text(json.dumps([{"query": ""}]))
+    for _ in range(2):  # a changed text is read and validated again; its error is remembered too
+        with pytest.raises(DataSourceError, match=r"query \[0\]"):
+            await count_queries({"uri": uri}, "tenant-a", NO_KUBE, policy=policy)  # type: ignore[arg-type]
+    assert len(calls) == 2

@@ -324,7 +324,9 @@ redaction-rule ConfigMaps (label agentcore redaction rules). It never reads Secr
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["training.agentcore.io"]
   resources: ["exportjobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  # export-full and set-creator: the admission policy's verbs (templates/admission-policy.yaml); the
+  # API server checks its callers' tokens for both itself.
+  verbs: ["get", "list", "watch", "create", "patch", "delete", "export-full", "set-creator"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list"]

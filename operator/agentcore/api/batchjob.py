@@ -95,8 +95,16 @@ class BatchJob(_View):
         return not self.status.active and not self.status.terminating
 
 
-def jobs_by_label(items: Iterable[Mapping[str, Any]], label: str) -> dict[str, BatchJob]:
-    """Listed Jobs keyed by the value of ``label`` (the name of the resource they run for);
-    Jobs without the label are left out."""
-    jobs = (BatchJob.parse(item) for item in items)
-    return {owner: job for job in jobs if (owner := job.metadata.label(label))}
+def jobs_by_owner(
+    items: Iterable[Mapping[str, Any]], kind: str, uids: Mapping[str, str | None]
+) -> dict[str, BatchJob]:
+    """Listed Jobs keyed by the name of their controller of ``kind``, only where that controller
+    is the very object of ``uids`` (name -> uid): not a label, whose value a long name does not
+    fit and anyone may plant, nor an owner reference to a deleted namesake."""
+    jobs: dict[str, BatchJob] = {}
+    for item in items:
+        job = BatchJob.parse(item)
+        owner = job.metadata.controller()
+        if owner is not None and owner.kind == kind and owner.uid == uids.get(owner.name):
+            jobs[owner.name] = job
+    return jobs

@@ -225,6 +225,10 @@ class ObjectMeta(CamelModel):
     def annotation(self, key: str) -> str | None:
         return (self.annotations or {}).get(key)
 
+    def controller(self) -> OwnerReference | None:
+        """The owner reference with controller: true, if any."""
+        return next((ref for ref in self.owner_references or () if ref.controller), None)
+
 
 # --- references and shared spec pieces -----------------------------------------------------------
 

@@ -54,6 +54,19 @@ class ExportType(StrEnum):
     TRAJECTORIES = "trajectories"
 
 
+# What an export type reads from the cluster besides the database: the namespace's TrainingJobs,
+# and their trainer Jobs too (retries). The exporter's Role and its inputs follow these sets; they
+# are API facts here (not in the sources) so that the operator need not import the exporter.
+NEEDS_TRAININGJOBS = frozenset(
+    {
+        ExportType.PROJECT_SUMMARY,
+        ExportType.NODE_COMPARISON,
+        ExportType.PERSONA_CATALOG,
+        ExportType.RELIABILITY_REPORT,
+    }
+)
+NEEDS_TRAINER_JOBS = frozenset({ExportType.RELIABILITY_REPORT})
+
 EXPORT_TYPE_DESCRIPTIONS: dict[ExportType, str] = {
     ExportType.PROJECT_SUMMARY: "Full project overview",
     ExportType.NODE_COMPARISON: "Compare specific nodes",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from agentcore.api import admission
 from agentcore.devenv import binaries
 from agentcore.devenv.controlplane import ControlPlane
 from agentcore.devenv.procs import ManagedProcess, free_port, wait_until
@@ -206,6 +207,9 @@ def embedded_env(state: Path, kubeconfig: Path) -> dict[str, str]:
 def _start_operator(state: Path, env: dict[str, str], cp: ControlPlane, stack: contextlib.ExitStack) -> None:
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(_crds_dir()))
     cp.kubectl("wait", "--for=condition=Established", "-f", str(_crds_dir()))
+    # The chart's ExportJob admission policy, so kubectl-created exports are checked here too.
+    policy = [admission.exportjob_policy(), admission.exportjob_policy_binding()]
+    cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": policy}))
     asyncio.run(_migrate(env["AGENTCORE_DATABASE_URL"]))
     argv = [str(Path(sys.executable).parent / "agentcore"), "operator", "--log-format", "plain"]
     operator = ManagedProcess("operator", argv, state / "operator.log", env=env)

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentcore import logs
-from agentcore.api.batchjob import BatchJob, jobs_by_label
+from agentcore.api.batchjob import BatchJob, jobs_by_owner
 from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
     FORMATS,
@@ -169,7 +169,8 @@ async def _context(kube: KubeClient, namespace: str, spec: ExportJobSpec, engine
         trainingjobs = parse_trainingjobs((await kube.list(TRAININGJOB_RESOURCE, namespace)).get("items", []))
     if spec.export_type in NEEDS_TRAINER_JOBS:
         listing = await kube.list(JOBS, namespace, labelSelector=TRAINER_JOB_LABEL)
-        trainer_jobs = jobs_by_label(listing.get("items", []), TRAINER_JOB_LABEL)
+        uids = {tj.metadata.name or "": tj.metadata.uid for tj in trainingjobs}
+        trainer_jobs = jobs_by_owner(listing.get("items", []), "TrainingJob", uids)
     return SourceContext(namespace, spec, engine, trainingjobs, trainer_jobs)
 
 

@@ -80,14 +80,19 @@ class KubeClient:
         self,
         config: KubeConfig,
         timeout: float = 30,
+        user_agent: str = "agentcore",
+        max_connections: int = 32,
         before_write: WriteGuard | None = None,
-        user_agent: str | None = None,
     ) -> None:
         self.config = config
+        # Requests in flight at once (the library's default is 100): more only queue at the
+        # apiserver, and each TLS connection holds a 256 KiB read buffer (bench/operator_scale.py).
+        self.max_connections = max_connections
+        # Names the caller in the apiserver's audit log (bench/operator_scale.py counts by it).
+        self.user_agent = user_agent
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._api: ApiClient | None = None
         self._before_write = before_write
-        self._user_agent = user_agent
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -100,9 +105,9 @@ class KubeClient:
             # The TLS context is built from the credentials, so they must be there first.
             await self.config.authenticate()
             if self._api is None:
+                self.config.configuration.connection_pool_maxsize = self.max_connections
                 self._api = _without_env_lookups(ApiClient(self.config.configuration), self._traces())
-                if self._user_agent:
-                    self._api.user_agent = self._user_agent
+                self._api.user_agent = self.user_agent
         return self._api
 
     def _traces(self) -> list[aiohttp.TraceConfig]:

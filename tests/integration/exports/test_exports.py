@@ -467,6 +467,23 @@ def test_kubectl_apply_works_too(stack):
     assert conditions["Admitted"] == "True" and conditions["Complete"] == "True"
 
 
+def test_a_name_longer_than_a_label_value_completes(stack):
+    """Red team (issue 12): the ExportJob's name went raw into its children's labels, so a name over
+    63 characters made the Job invalid and the export hung; Jobs are now matched by owner."""
+    ns = stack.tenants["fmt"].namespace
+    manifest = yaml.safe_load((REPO / "examples" / "exportjob.yaml").read_text())
+    name = "tool-agent-trajectories-" + "x" * 80
+    manifest["metadata"]["name"] = name
+    stack.cp.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def done():
+        obj = get_json(stack.cp, "-n", ns, "get", "exportjob", name)
+        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
+
+    assert wait_for(done, 150, interval=1, what="the long-named ExportJob")["status"]["phase"] == "Completed"
+    stack.cp.kubectl("-n", ns, "delete", "exportjob", name)
+
+
 def _events(stack, ns: str) -> list[dict]:
     return get_json(stack.cp, "-n", ns, "get", "events")["items"]
 

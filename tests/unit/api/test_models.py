@@ -441,3 +441,22 @@ def test_baseline_comparison_is_the_sdk_model_with_resource_aliases() -> None:
     with pytest.raises(ValidationError):
         BaselineComparison.model_validate({"pValue": 0.01, "unknown": 1})  # a resource refuses extras
     assert sdk_models.BaselineComparison.model_validate({"unknown": 1}).model_extra == {"unknown": 1}
+
+
+def test_jobs_are_matched_to_their_owner_by_controller_reference_not_label():
+    from agentcore.api.batchjob import jobs_by_owner
+
+    long_name = "e" * 200  # a name no label value can hold
+
+    def job(name: str, owner: str, uid: str, kind: str = "ExportJob") -> dict:
+        ref = {"apiVersion": "v1", "kind": kind, "name": owner, "uid": uid, "controller": True}
+        return {"metadata": {"name": name, "labels": {"l": owner[:63]}, "ownerReferences": [ref]}}
+
+    items = [
+        job("a-export", long_name, "u1"),
+        job("planted", "b", "not-b"),  # names b as its owner, but b is another object
+        job("other-kind", "c", "u3", kind="TrainingJob"),
+        {"metadata": {"name": "orphan", "labels": {"l": "b"}}},
+    ]
+    found = jobs_by_owner(items, "ExportJob", {long_name: "u1", "b": "u2", "c": "u3"})
+    assert {owner: j.name for owner, j in found.items()} == {long_name: "a-export"}

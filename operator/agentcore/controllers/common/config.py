@@ -30,6 +30,9 @@ class OperatorConfig(BaseSettings):
         default=(), validation_alias=AliasChoices("AGENTCORE_WATCH_NAMESPACES")
     )
     resync_seconds: float = 30.0
+    # Objects handled at once (kopf's worker limit): when all are busy kopf stops reading the watch
+    # streams, so a burst of N new jobs waits in the apiserver, not in this process's memory.
+    max_concurrent_reconciles: int = Field(default=256, ge=1)
     metrics_port: int = 0  # 0: no metrics server
     webhook_timeout: float = 10.0
     webhook_retries: int = 5

@@ -13,13 +13,12 @@ from typing import Any
 
 from agentcore.api import labels
 from agentcore.api.common import GROUP
-from agentcore.api.exports import ExportJob, PrivacyLevel
+from agentcore.api.exports import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS, ExportJob, PrivacyLevel
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.rules import BUILTIN_RULES
 from agentcore.exports.settings import LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings
-from agentcore.exports.sources import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS
 
 EXPORTER_CONTAINER = "exporter"
 INVALID_EXIT_CODE = 2  # a failure the exporter reported; retrying cannot help
@@ -32,6 +31,12 @@ def child_name(ej: ExportJob) -> str:
     return manifests.bounded_name(ej.name, "-export")
 
 
+def name_label(ej: ExportJob) -> str:
+    """The ExportJob's name as a label value (at most 63 characters, unique per name); Jobs are
+    matched to their ExportJob by controller reference, the label is for people and selectors."""
+    return manifests.bounded_name(ej.name)
+
+
 def owner_reference(ej: ExportJob) -> Obj:
     return manifests.controller_reference(ej.api_version, ej.kind, ej.metadata)
 
@@ -41,7 +46,7 @@ def _meta(ej: ExportJob) -> Obj:
         "name": child_name(ej),
         "namespace": ej.namespace,
         "labels": {
-            LABEL_EXPORTJOB: ej.name,
+            LABEL_EXPORTJOB: name_label(ej),
             LABEL_EXPORT_ID: ej.export_id,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "exporter",
@@ -130,7 +135,7 @@ def _container(ej: ExportJob, settings: ExportSettings) -> Obj:
 
 
 def job(ej: ExportJob, settings: ExportSettings) -> Obj:
-    pod_labels = {LABEL_EXPORTJOB: ej.name, LABEL_EXPORT_ID: ej.export_id}
+    pod_labels = {LABEL_EXPORTJOB: name_label(ej), LABEL_EXPORT_ID: ej.export_id}
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "serviceAccountName": child_name(ej),

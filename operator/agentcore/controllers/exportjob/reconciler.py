@@ -19,12 +19,11 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from agentcore.api.batchjob import BatchJob, jobs_by_label
-from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
+from agentcore.api.batchjob import BatchJob, jobs_by_owner
+from agentcore.api.exports import KIND, ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import ChildConflict, create_workload
 from agentcore.controllers.common.events import post_event
-from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
 from agentcore.exports.keys import ensure_key_secret
@@ -77,7 +76,8 @@ class ExportJobReconciler:
         if not exportjobs:
             return
         listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
-        jobs = jobs_by_label(_owned(listing.get("items", []), exportjobs), LABEL_EXPORTJOB)
+        uids = {ej.name: ej.metadata.uid for ej in exportjobs}
+        jobs = jobs_by_owner(listing.get("items", []), KIND, uids)
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
@@ -186,14 +186,3 @@ class ExportJobReconciler:
     # -- events ------------------------------------------------------------------------------------
     async def post_event(self, ej: ExportJob, event: Event) -> None:
         await post_event(self.kube, ej.to_resource(), event.type, event.reason, event.message, self.clock())
-
-
-def _owned(items: list[Obj], exportjobs: list[ExportJob]) -> list[Obj]:
-    """Only Jobs whose controller is the ExportJob their label names: a Job planted with the label
-    must not stand in for an export's own."""
-    uids = {ej.name: ej.metadata.uid for ej in exportjobs}
-
-    def owner_label(item: Obj) -> str:
-        return str(((item.get("metadata") or {}).get("labels") or {}).get(LABEL_EXPORTJOB, ""))
-
-    return [item for item in items if (uid := controller_uid(item)) and uid == uids.get(owner_label(item))]

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import Counter, Gauge
 
+from agentcore.api import labels
 from agentcore.controllers.leader.election import (
     JITTER,
     ElectionTiming,
@@ -60,7 +61,7 @@ def new_identity() -> str:
 
 def user_agent(identity: str) -> str:
     """The operator's User-Agent: names the process in the apiserver's audit log."""
-    return f"agentcore-operator/{identity}"
+    return f"{labels.OPERATOR_NAME}/{identity}"  # the prefix is what bench/operator_scale.py counts
 
 
 def lease_namespace(configured: str) -> str:

@@ -41,6 +41,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     config = memo.get("config") or OperatorConfig.from_env()
     memo.config = config
+    settings.queueing.worker_limit = config.max_concurrent_reconciles
+    settings.batching.idle_timeout = 1.0  # an idle worker holds one of those slots meanwhile
     if config.namespaces:
         # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
         settings.scanning.disabled = True
@@ -83,26 +85,33 @@ async def _resync_forever(reconciler: TrainingJobReconciler, leader: LeaderElect
         await asyncio.sleep(every)
 
 
-def _leading(memo: kopf.Memo) -> bool:
-    return memo.get("reconciler") is not None and memo.leader.leading
-
-
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
 async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if type == "DELETED":  # in memory only: standbys forget too
-        if memo.get("reconciler") is not None:
-            memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
+    if memo.get("reconciler") is None:
         return
-    if _leading(memo):
+    # Stores and forgetting are in memory: standbys keep them current too (that is what keeps
+    # them warm); only the leader reconciles.
+    if type == "DELETED":
+        memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
+        return
+    memo.reconciler.observe_trainingjob(dict(body))  # the reconcile reads it from there, no GET
+    if memo.leader.leading:
         with contextlib.suppress(NotLeader):  # the lease ran out mid-reconcile: the next leader redoes it
             await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
-async def trainer_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if _leading(memo):
+async def trainer_job_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("reconciler") is None:
+        return
+    owner = _owner_name(body)
+    if type == "DELETED":
+        memo.reconciler.forget_job(body.metadata.namespace, owner)
+    else:
+        memo.reconciler.observe_job(dict(body), owner)
+    if memo.leader.leading:
         with contextlib.suppress(NotLeader):
-            await memo.reconciler.reconcile(body.metadata.namespace, _owner_name(body))
+            await memo.reconciler.reconcile(body.metadata.namespace, owner)
 
 
 def _owner_name(body: kopf.Body) -> str:

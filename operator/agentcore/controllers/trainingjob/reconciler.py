@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +26,14 @@ from agentcore.api.training import (
     WebhookEvent,
 )
 from agentcore.api.training import TrainingReason as Reason
+from agentcore.controllers.common.cache import Store
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import ChildConflict, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
-from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
-from agentcore.datasources import DataSourceError, load_queries, unlabelled_secret, usable_secret
+from agentcore.datasources import DataSourceError, count_queries, unlabelled_secret, usable_secret
 from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
@@ -67,6 +67,25 @@ class TrainingJobReconciler:
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = {}
         self._outstanding: dict[tuple[str, str], tuple[int, Notification]] = {}
+        # What the watches and our own writes showed (see common/cache.py); Jobs under their
+        # owner TrainingJob's name.
+        self.trainingjobs: Store[TrainingJob] = Store(_parse)
+        self.jobs: Store[BatchJob] = Store(BatchJob.model_validate)
+
+    # -- watch events ------------------------------------------------------------------------------
+    def observe_trainingjob(self, raw: Obj) -> None:
+        try:
+            self.trainingjobs.observe(raw)
+        except ValidationError:
+            # Not stored: the reconcile's GET reports the model/CRD drift once per event.
+            meta = raw.get("metadata") or {}
+            self.trainingjobs.forget(meta.get("namespace", ""), meta.get("name", ""))
+
+    def observe_job(self, raw: Obj, owner: str) -> None:
+        self.jobs.observe(raw, owner)
+
+    def forget_job(self, namespace: str, owner: str) -> None:
+        self.jobs.forget(namespace, owner)
 
     # -- entry points ----------------------------------------------------------------------------
     async def reconcile(self, namespace: str, name: str) -> None:
@@ -98,8 +117,10 @@ class TrainingJobReconciler:
                 del self._lock_users[key], self._locks[key]
 
     def forget(self, namespace: str, name: str, uid: str | None) -> None:
-        """The TrainingJob is deleted: drop its outstanding webhook notifications (their deliveries
-        find no job and record nothing)."""
+        """The TrainingJob is deleted: drop what is stored of it and its outstanding webhook
+        notifications (their deliveries find no job and record nothing)."""
+        self.trainingjobs.forget(namespace, name)
+        self.jobs.forget(namespace, name)
         for slot in [s for s in self._outstanding if s[0] == uid]:
             del self._outstanding[slot]
         log.debug("forgot %s/%s", namespace, name)
@@ -111,6 +132,7 @@ class TrainingJobReconciler:
         for ns in namespaces:
             listing = await self.kube.list(TRAININGJOBS, ns)
             for tj in listing.get("items", []):
+                self.observe_trainingjob(tj)
                 phase = (tj.get("status") or {}).get("phase") or TrainingPhase.QUEUED.value
                 phases[phase] = phases.get(phase, 0) + 1
                 try:
@@ -131,15 +153,14 @@ class TrainingJobReconciler:
     # phase that reached the apiserver gets its Event even if the operator died right after the
     # patch and the job has since moved on to another phase.
     async def _reconcile(self, namespace: str, name: str) -> None:
-        tj = await self._get_trainingjob(name, namespace)
+        tj = self.trainingjobs.get(namespace, name) or await self._get_trainingjob(name, namespace)
         if tj is None or tj.metadata.deletion_timestamp:
             return
-        raw_job = await self._get(JOBS, children.child_name(tj), namespace)
+        job = await self._current_job(tj)
         conflict = None
-        if raw_job is not None and controller_uid(raw_job) != tj.metadata.uid:
+        if job is not None and not _owns(tj, job):
             # Someone else's Job holds the name: never read its state as ours.
-            conflict, raw_job = f"jobs {children.child_name(tj)!r} is not owned by this TrainingJob", None
-        job = BatchJob.model_validate(raw_job) if raw_job is not None else None
+            conflict, job = f"jobs {children.child_name(tj)!r} is not owned by this TrainingJob", None
         terminal = tj.status is not None and tj.status.phase is not None and tj.status.phase.is_terminal
         data_error = None if job is not None or terminal else conflict or await self._validate(tj)
         tj = await self._post_state_events(tj, job)
@@ -147,21 +168,54 @@ class TrainingJobReconciler:
         if decision.want_job and job is None:
             try:
                 job = await self._create_children(tj)
+                decision = decide(tj, job, None, self.clock())  # the status that names the new Job
             except ChildConflict as exc:  # fail the job with the reason rather than retry forever
                 decision = decide(tj, None, str(exc), self.clock())
         await self._converge_suspend(tj, job, decision.suspend_job)
-        patch = status_patch(tj.status, decision.status)
-        if patch:
-            tj = _parse(await self.kube.patch(TRAININGJOBS, name, {"status": patch}, namespace, sub="status"))
-        tj = await self._post_state_events(tj, job)
+        tj = await self._write_status(tj, job, decision.status)
         await self._notify(tj, decision.notifications)
+
+    async def _current_job(self, tj: TrainingJob) -> BatchJob | None:
+        """The trainer Job from the store; a GET only for a job the operator may have created
+        before (a fresh TrainingJob has none, and creating one anyway is safe: see create.py)."""
+        ns, name = tj.metadata.namespace or "", tj.metadata.name or ""
+        job = self.jobs.get(ns, name)
+        if job is not None or tj.status is None:
+            return job
+        raw = await self._get(JOBS, children.child_name(tj), ns)
+        return self.jobs.observe(raw, name) if raw is not None else None
+
+    async def _write_status(
+        self, tj: TrainingJob, job: BatchJob | None, desired: TrainingJobStatus
+    ) -> TrainingJob:
+        """One status write per pass: the operator's changed fields, and the keys of the Events
+        of the state being written, posted first (named after (uid, key), so a crash between the
+        post and this write makes the next pass's post a no-op; see above `_reconcile`)."""
+        done = set(tj.status.notified_events or []) if tj.status else set()
+        upcoming = tj.model_copy(update={"status": desired})
+        posted = [
+            e.key for e in state_events(upcoming, job) if e.key not in done and await self._post_once(tj, e)
+        ]
+        patch = status_patch(tj.status, desired)
+        if posted:
+            patch["notifiedEvents"] = sorted(done | set(posted))
+        if not patch:
+            return tj
+        return await self._patch_status(tj, patch)
+
+    async def _patch_status(self, tj: TrainingJob, patch: Obj) -> TrainingJob:
+        meta = tj.metadata
+        raw = await self.kube.patch(
+            TRAININGJOBS, meta.name or "", {"status": patch}, meta.namespace, sub="status"
+        )
+        return self.trainingjobs.put(_parse(raw))
 
     async def _get_trainingjob(self, name: str, ns: str) -> TrainingJob | None:
         raw = await self._get(TRAININGJOBS, name, ns)
         if raw is None:
             return None
         try:
-            return _parse(raw)
+            return self.trainingjobs.put(_parse(raw))
         except ValidationError as exc:
             # The apiserver validated it against the CRD, so this is a model/CRD drift: report it
             # without crash-looping on every event.
@@ -173,9 +227,10 @@ class TrainingJobReconciler:
         # A finished Job has nothing left to suspend; patching it would only confuse its history.
         if suspend is None or job is None or job.finished is not None or job.suspended == suspend:
             return
-        await self.kube.patch(
+        raw = await self.kube.patch(
             JOBS, children.child_name(tj), {"spec": {"suspend": suspend}}, tj.metadata.namespace or ""
         )
+        self.jobs.observe(raw, tj.metadata.name)
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
@@ -183,13 +238,11 @@ class TrainingJobReconciler:
         if refused:
             return refused
         try:
-            queries = await load_queries(spec.training_data.to_resource(), ns, self.kube)
-            if len(queries) < MIN_TRAINING_QUERIES:
-                return (
-                    f"trainingData holds {len(queries)} queries; at least {MIN_TRAINING_QUERIES} are required"
-                )
+            count = await count_queries(spec.training_data.to_resource(), ns, self.kube)
+            if count < MIN_TRAINING_QUERIES:
+                return f"trainingData holds {count} queries; at least {MIN_TRAINING_QUERIES} are required"
             if spec.evaluation_data is not None:
-                await load_queries(spec.evaluation_data.to_resource(), ns, self.kube)
+                await count_queries(spec.evaluation_data.to_resource(), ns, self.kube)
         except DataSourceError as exc:
             return f"training data: {exc}"
         return None
@@ -215,9 +268,9 @@ class TrainingJobReconciler:
             children.secret(tj, self.config),
         ]
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
-        return BatchJob.model_validate(
-            await create_workload(self.kube, ns, access, children.job(tj, self.config))
-        )
+        raw = await create_workload(self.kube, ns, access, children.job(tj, self.config))
+        job = BatchJob.model_validate(raw)
+        return self.jobs.put(job, tj.metadata.name) if _owns(tj, job) else job
 
     async def _get(self, res: Resource, name: str, ns: str) -> Obj | None:
         try:
@@ -253,12 +306,7 @@ class TrainingJobReconciler:
 
     async def _record_keys(self, tj: TrainingJob, keys: list[str]) -> TrainingJob:
         done = set(tj.status.notified_events or []) if tj.status else set()
-        patch = {"notifiedEvents": sorted(done | set(keys))}
-        meta = tj.metadata
-        raw = await self.kube.patch(
-            TRAININGJOBS, meta.name or "", {"status": patch}, meta.namespace, sub="status"
-        )
-        return _parse(raw)
+        return await self._patch_status(tj, {"notifiedEvents": sorted(done | set(keys))})
 
     # -- notifications ----------------------------------------------------------------------------
     async def _notify(self, tj: TrainingJob, due: list[Notification]) -> None:
@@ -334,11 +382,7 @@ class TrainingJobReconciler:
         if not iteration:
             return await self._record_keys(tj, [note.key])
         patch = {"notifiedProgressIteration": max(iteration, status.notified_progress_iteration or 0)}
-        meta = tj.metadata
-        raw = await self.kube.patch(
-            TRAININGJOBS, meta.name or "", {"status": patch}, meta.namespace, sub="status"
-        )
-        return _parse(raw)
+        return await self._patch_status(tj, patch)
 
     async def _secret(self, tj: TrainingJob, hook: Webhook) -> bytes | None:
         """The HMAC key, or None when the Secret or key is missing: the dispatcher then refuses."""
@@ -389,8 +433,13 @@ def state_events(tj: TrainingJob, job: BatchJob | None) -> list[OperatorEvent]:
     return due
 
 
-def _parse(raw: Obj) -> TrainingJob:
+def _parse(raw: Mapping[str, Any]) -> TrainingJob:
     return TrainingJob.model_validate(raw)
+
+
+def _owns(tj: TrainingJob, job: BatchJob) -> bool:
+    owner = job.metadata.controller()
+    return owner is not None and owner.uid == tj.metadata.uid
 
 
 def _involved(tj: TrainingJob) -> Obj:

@@ -8,6 +8,7 @@ from the database in batches; per-job and per-agent tables come from the namespa
 The names other modules use are re-exported here, so ``agentcore.exports.sources.X`` keeps working.
 """
 
+from agentcore.api.exports import NEEDS_TRAINER_JOBS, NEEDS_TRAININGJOBS
 from agentcore.exports.sources.base import (
     TRAINER_JOB_LABEL,
     Builder,
@@ -22,8 +23,6 @@ from agentcore.exports.sources.base import (
 from agentcore.exports.sources.node_comparison import Node, resolve_nodes
 from agentcore.exports.sources.registry import (
     BUILDERS,
-    NEEDS_TRAINER_JOBS,
-    NEEDS_TRAININGJOBS,
     SOURCES,
     build_dataset,
     source_for,

@@ -206,7 +206,8 @@ Builder = Callable[["SourceContext"], Awaitable[Dataset]]
 
 @dataclass(frozen=True)
 class Source:
-    """One export type: its dataset at each privacy level, and what it reads from the cluster.
+    """One export type: its dataset at each privacy level (what it reads from the cluster is in
+    agentcore.api.exports: NEEDS_TRAININGJOBS, NEEDS_TRAINER_JOBS).
 
     Full and anonymized share the row builder: redaction, not the source, makes them differ.
     """
@@ -214,8 +215,6 @@ class Source:
     rows: Builder
     aggregated: Builder
     summary: Builder
-    needs_trainingjobs: bool = False  # reads the namespace's TrainingJobs
-    needs_trainer_jobs: bool = False  # reads the TrainingJobs' batch Jobs too (retries)
 
     def builder(self, level: PrivacyLevel) -> Builder:
         if level == PrivacyLevel.AGGREGATED:

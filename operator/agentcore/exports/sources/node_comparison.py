@@ -150,5 +150,4 @@ SOURCE = Source(
     rows=node_rows,
     aggregated=no_aggregated_form("node_comparison"),
     summary=node_summary,
-    needs_trainingjobs=True,
 )

@@ -88,5 +88,4 @@ SOURCE = Source(
     rows=persona_rows,
     aggregated=no_aggregated_form("persona_catalog"),
     summary=persona_summary,
-    needs_trainingjobs=True,
 )

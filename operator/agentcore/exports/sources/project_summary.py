@@ -199,6 +199,4 @@ async def project_summary(ctx: SourceContext) -> Dataset:
     )
 
 
-SOURCE = Source(
-    rows=project_rows, aggregated=project_aggregated, summary=project_summary, needs_trainingjobs=True
-)
+SOURCE = Source(rows=project_rows, aggregated=project_aggregated, summary=project_summary)

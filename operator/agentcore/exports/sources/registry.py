@@ -30,9 +30,6 @@ BUILDERS: dict[ExportType, dict[PrivacyLevel, Builder]] = {
 }
 """The same mapping spelled out per privacy level."""
 
-NEEDS_TRAININGJOBS = frozenset(kind for kind, source in SOURCES.items() if source.needs_trainingjobs)
-NEEDS_TRAINER_JOBS = frozenset(kind for kind, source in SOURCES.items() if source.needs_trainer_jobs)
-
 
 def source_for(kind: ExportType) -> Source:
     return SOURCES[kind]

@@ -157,6 +157,4 @@ SOURCE = Source(
     rows=reliability_rows,
     aggregated=reliability_aggregated,
     summary=reliability_summary,
-    needs_trainingjobs=True,
-    needs_trainer_jobs=True,
 )

@@ -117,10 +117,19 @@ def reconciler(kube: FakeKube) -> TrainingJobReconciler:
     return TrainingJobReconciler(kube, OperatorConfig(), clock=lambda: NOW)  # type: ignore[arg-type]
 
 
+def watch(kube: FakeKube, operator: TrainingJobReconciler) -> None:
+    """What kopf's watches hand the reconciler: the objects as the apiserver now holds them."""
+    operator.observe_trainingjob(copy.deepcopy(kube.objects[(TRAININGJOBS.plural, NAME)]))
+    job = kube.objects.get((JOBS.plural, f"{NAME}-trainer"))
+    if job is not None:
+        operator.observe_job(copy.deepcopy(job), NAME)
+
+
 async def run(kube: FakeKube) -> None:
     operator = reconciler(kube)
     for step in STEPS:
         step(kube)
+        watch(kube, operator)
         try:
             await operator.reconcile(NS, NAME)
         except Crash:
