@@ -11,6 +11,7 @@ lines and leaves resourceVersion, bookmarks and 410 Gone to the caller (the Trai
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -121,6 +122,10 @@ class KubeClient:
         async def headers_ready(_: object, __: object, params: aiohttp.TraceRequestHeadersSentParams) -> None:
             if params.method != "GET":
                 guard(params.method, params.url.path)
+                # When the guard let it through, in the apiserver's audit log (userAgent): a write
+                # received after the lease moved on can be told from one sent after it.
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                params.headers["User-Agent"] = f"{params.headers.get('User-Agent', '')} (fenced {stamp})"
 
         trace = aiohttp.TraceConfig()
         trace.on_request_headers_sent.append(headers_ready)
