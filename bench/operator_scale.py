@@ -1,6 +1,7 @@
-"""The operator's reconcile cost against the apiserver's floor, at several N, in one run.
+"""The operator's reconcile cost against the apiserver's floor, at several N, in one run; with
+--failover, also the leader-failover time of two operator replicas (see `failover`).
 
-    python bench/operator_scale.py [--n 100 1000] [--concurrency 32]
+    python bench/operator_scale.py [--n 100 1000] [--concurrency 32] [--failover [--rounds 3]]
 
 For each N, in fresh namespaces of one local control plane (no node agent: trainer pods stay
 Pending, so every job stays Queued):
@@ -23,6 +24,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -45,8 +47,10 @@ from agentcore.kube.client import (
     CONFIGMAPS,
     EVENTS,
     JOBS,
+    LEASES,
     NAMESPACES,
     TRAININGJOB_RESOURCE,
+    ApiError,
     KubeClient,
 )
 from agentcore_trainer.datasets import generate
@@ -201,12 +205,129 @@ def report(r: dict) -> None:
         print(f"    {key:<36} {count / n:6.2f}")
 
 
+# -- leader failover -----------------------------------------------------------------------------
+FAILOVER_NS = "failover"
+FAILOVER_LEASE = "agentcore-operator-failover"
+
+
+def start_replica(cp: ControlPlane, state: Path, name: str) -> ManagedProcess:
+    """One operator replica on the failover Lease, with the chart's (client-go's) election timings."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cp.kubeconfig),
+        "POD_NAME": name,
+        "AGENTCORE_LEASE_NAME": FAILOVER_LEASE,
+        "AGENTCORE_LEASE_NAMESPACE": "default",
+        "AGENTCORE_RESYNC_SECONDS": "60",
+    }
+    argv = [str(Path(sys.executable).parent / "agentcore"), "operator", "--namespace", FAILOVER_NS]
+    return ManagedProcess(name, [*argv, "--log-format", "plain"], state / f"{name}.log", env=env)
+
+
+async def lease_holder(kube: KubeClient) -> str:
+    try:
+        lease = await kube.get(LEASES, FAILOVER_LEASE, "default")
+    except ApiError:
+        return ""
+    return str((lease.get("spec") or {}).get("holderIdentity") or "")
+
+
+async def wait_standing(proc: ManagedProcess) -> None:
+    while "'startup' succeeded" not in proc.log_tail(1 << 20):
+        if not proc.alive():
+            raise RuntimeError(proc.log_tail())
+        await asyncio.sleep(0.2)
+
+
+async def one_failover(
+    kube: KubeClient, replicas: dict[str, ManagedProcess], sig: signal.Signals, job: str
+) -> tuple[float, float]:
+    """Signal the leader, then create a TrainingJob at once: (seconds until another replica holds
+    the Lease, seconds until that TrainingJob has a status). After SIGKILL the status is the new
+    leader's first reconcile; after SIGTERM the old leader may still write it before kopf stops."""
+    leader = ""
+    while leader not in replicas:
+        await asyncio.sleep(0.1)
+        leader = (await lease_holder(kube)).rpartition("_")[0]
+    for proc in replicas.values():
+        await wait_standing(proc)
+    await asyncio.sleep(5)  # the standby has polled a renewed record a few times
+    started = time.perf_counter()
+    os.killpg(replicas[leader].pid, sig)
+    await kube.create(TRAININGJOB_RESOURCE, trainingjob(job), FAILOVER_NS)
+    acquired = reconciled = None
+    while acquired is None or reconciled is None:
+        now = time.perf_counter() - started
+        current = await lease_holder(kube)
+        if acquired is None and current and current.rpartition("_")[0] not in ("", leader):
+            acquired = now
+        tj = await kube.get(TRAININGJOB_RESOURCE, job, FAILOVER_NS)
+        if reconciled is None and (tj.get("status") or {}).get("phase"):
+            reconciled = now
+        await asyncio.sleep(0.05)
+    replicas[leader].stop(30)
+    return acquired, reconciled
+
+
+async def failover(cp: ControlPlane, state: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """Two replicas; the leader is SIGKILLed `rounds` times, then SIGTERMed `rounds` times, each
+    time restarted as a standby. Default election timings: lease 15 s, renew 10 s, retry 2 s."""
+    results: dict[str, list[tuple[float, float]]] = {"SIGKILL": [], "SIGTERM": []}
+    async with KubeClient(kubeconfig.load(cp.kubeconfig)) as kube:
+        await kube.create(
+            NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": FAILOVER_NS}}
+        )
+        queries = {"queries.json": json.dumps(generate(100, seed=0))}
+        configmap = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "queries"},
+            "data": queries,
+        }
+        await kube.create(CONFIGMAPS, configmap, FAILOVER_NS)
+        starts = {"op-a": 0, "op-b": 0}
+        replicas: dict[str, ManagedProcess] = {}
+
+        def start(base: str) -> None:
+            starts[base] += 1
+            name = f"{base}-{starts[base]}"
+            replicas[name] = start_replica(cp, state, name)
+
+        start("op-a")
+        start("op-b")
+        try:
+            for sig in (signal.SIGKILL, signal.SIGTERM):
+                for i in range(rounds):
+                    before = set(replicas)
+                    result = await one_failover(kube, replicas, sig, f"failover-{sig.name.lower()}-{i}")
+                    results[sig.name].append(result)
+                    gone = next(n for n in before if not replicas[n].alive())
+                    del replicas[gone]
+                    start(gone.rsplit("-", 1)[0])
+        finally:
+            for proc in replicas.values():
+                proc.stop()
+    return results
+
+
+def print_failover(results: dict[str, list[tuple[float, float]]]) -> None:
+    print("leader failover (2 replicas; lease 15 s, renew deadline 10 s, retry 2 s):")
+    for sig, rows in results.items():
+        acquired = ", ".join(f"{a:.2f}" for a, _ in rows)
+        reconciled = ", ".join(f"{r:.2f}" for _, r in rows)
+        print(f"  {sig} of the leader → the standby holds the Lease:          {acquired} s")
+        print(f"  {sig} of the leader → a TrainingJob created then is reconciled: {reconciled} s")
+    print("  (after SIGTERM the old leader may reconcile it itself, until kopf has stopped)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--failover", action="store_true", help="also measure leader failover")
+    parser.add_argument("--rounds", type=int, default=3, help="failovers per signal")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="agentcore-bench-"))
     policy, audit = state / "audit-policy.yaml", state / "audit.log"
@@ -225,6 +346,9 @@ def main() -> None:
         cp.kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
         for n in args.n:
             report(asyncio.run(bench_n(cp, n, args.concurrency, state, audit)))
+        failed_over = asyncio.run(failover(cp, state, args.rounds)) if args.failover else None
+    if failed_over is not None:
+        print_failover(failed_over)
 
 
 if __name__ == "__main__":

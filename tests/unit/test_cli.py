@@ -69,3 +69,11 @@ def test_token_is_verified_by_the_api_verifier(tmp_path):
     assert proc.returncode == 0, proc.stderr
     principal = TokenVerifier.from_files(hs256_secret="s" * 48).verify(proc.stdout.strip())
     assert principal.sub == "bob" and "team-a" in principal.namespaces
+
+
+def test_operator_refuses_bad_election_timings_naming_them():
+    flags = run("operator", "--lease-duration", "3", "--renew-deadline", "5")
+    assert flags.returncode == 2
+    assert "lease duration (3s) must be greater than the renew deadline (5.0s)" in flags.stderr
+    assert "Traceback" not in flags.stderr
+    assert "--retry-period" in run("operator", "--help").stdout

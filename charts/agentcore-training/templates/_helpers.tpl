@@ -253,6 +253,14 @@ Environment shared by the operator, the API server and the migration Job: databa
 {{- if and .Values.api.enabled (eq .Values.rbac.scope "namespaced") (gt (len .Values.rbac.namespaces) 1) -}}
 {{- fail "rbac.scope=namespaced with more than one namespace: the API server watches a single namespace; install one release per namespace or use rbac.scope=cluster" -}}
 {{- end -}}
+{{- with .Values.operator.leaderElection -}}
+{{- if not (gt (float64 .leaseDurationSeconds) (float64 .renewDeadlineSeconds)) -}}
+{{- fail "operator.leaderElection.renewDeadlineSeconds must be less than leaseDurationSeconds (client-go's rule: the leader stops before a standby may take over)" -}}
+{{- end -}}
+{{- if not (gt (float64 .renewDeadlineSeconds) (mulf 1.2 (float64 .retryPeriodSeconds))) -}}
+{{- fail "operator.leaderElection.renewDeadlineSeconds must be greater than 1.2 x retryPeriodSeconds (client-go's rule)" -}}
+{{- end -}}
+{{- end -}}
 {{- end }}
 
 {{/* api.rateLimits as AGENTCORE_RATE_LIMITS: METHOD=LIMIT[/WINDOW],... in key order. */}}

@@ -11,8 +11,9 @@ lines and leaves resourceVersion, bookmarks and 410 Gone to the caller (the Trai
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +70,20 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
 
 
+WriteGuard = Callable[[str, str], None]
+
+
 class KubeClient:
+    """``before_write(method, path)`` runs right before every request that is not a GET and may
+    raise to stop it: the operator's leader fence (every write of its reconcilers passes here)."""
+
     def __init__(
         self,
         config: KubeConfig,
         timeout: float = 30,
         user_agent: str = "agentcore",
         max_connections: int = 32,
+        before_write: WriteGuard | None = None,
     ) -> None:
         self.config = config
         # Requests in flight at once (the library's default is 100): more only queue at the
@@ -85,6 +93,7 @@ class KubeClient:
         self.user_agent = user_agent
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._api: ApiClient | None = None
+        self._before_write = before_write
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -98,9 +107,29 @@ class KubeClient:
             await self.config.authenticate()
             if self._api is None:
                 self.config.configuration.connection_pool_maxsize = self.max_connections
-                self._api = _without_env_lookups(ApiClient(self.config.configuration))
+                self._api = _without_env_lookups(ApiClient(self.config.configuration), self._traces())
                 self._api.user_agent = self.user_agent
         return self._api
+
+    def _traces(self) -> list[aiohttp.TraceConfig]:
+        """The guard again at the last moment aiohttp offers: the connection is ours and no byte
+        of the request is written yet (a raise there aborts it). Between this and the socket
+        write there is no I/O wait, only the body writer's task switch."""
+        guard = self._before_write
+        if guard is None:
+            return []
+
+        async def headers_ready(_: object, __: object, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+            if params.method != "GET":
+                guard(params.method, params.url.path)
+                # When the guard let it through, in the apiserver's audit log (userAgent): a write
+                # received after the lease moved on can be told from one sent after it.
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                params.headers["User-Agent"] = f"{params.headers.get('User-Agent', '')} (fenced {stamp})"
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_ready)
+        return [trace]
 
     async def close(self) -> None:
         if self._api is not None:
@@ -135,6 +164,8 @@ class KubeClient:
         accept: str,
     ) -> aiohttp.ClientResponse:
         api = await self._client()
+        if self._before_write is not None and method != "GET":
+            self._before_write(method, path)  # early: a refused write takes no connection
         response: aiohttp.ClientResponse = await api.call_api(
             path,
             method,
@@ -246,7 +277,7 @@ class KubeClient:
                     yield json.loads(line)
 
 
-def _without_env_lookups(api: ApiClient) -> ApiClient:
+def _without_env_lookups(api: ApiClient, traces: list[aiohttp.TraceConfig]) -> ApiClient:
     """Give the library's connection pool a session that does not consult proxy variables and
     ~/.netrc on every request (two thread hops each: 4x the CPU of a GET, see bench/kube_client.py).
     A kubeconfig's proxy-url is still passed per request; $HTTPS_PROXY is ignored, as it was before.
@@ -255,7 +286,9 @@ def _without_env_lookups(api: ApiClient) -> ApiClient:
     connector = library.connector
     library.detach()
     # Watch events carry whole objects (etcd allows ~1.5 MB): lines need a large buffer.
-    api.rest_client.pool_manager = aiohttp.ClientSession(connector=connector, read_bufsize=1 << 23)
+    api.rest_client.pool_manager = aiohttp.ClientSession(
+        connector=connector, read_bufsize=1 << 23, trace_configs=traces or None
+    )
     return api
 
 

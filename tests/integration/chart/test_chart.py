@@ -165,7 +165,14 @@ def installed(control_plane, node_agent, postgres, s3) -> Iterator[Install]:
             },
         },
         # Every pod shares the node agent's loopback: ports must not clash.
-        "operator": {"livenessPort": free_port(), "metricsPort": free_port(), "resyncSeconds": 3},
+        # One replica: the node agent runs pods as local processes, so a second would clash on the
+        # ports (the HA pair is tested with operator processes in tests/integration/controllers).
+        "operator": {
+            "replicas": 1,
+            "livenessPort": free_port(),
+            "metricsPort": free_port(),
+            "resyncSeconds": 3,
+        },
         "api": {"port": api_port, "metricsPort": free_port()},
     }
     objs = docs(template_text(values, release=RELEASE, namespace=namespace))
@@ -223,6 +230,16 @@ def test_operator_and_api_run_from_the_chart(control_plane, installed: Install) 
         assert container["image"] == "ghcr.io/agentcore/agentcore-training:0.1.0"
     liveness = installed.values["operator"]["livenessPort"]
     assert _ready(f"http://127.0.0.1:{liveness}/healthz"), "operator liveness endpoint"
+    # The one replica elected itself through the chart's Role; holderIdentity is pod name + suffix.
+    operator_pod = _pods(control_plane, installed.namespace, "operator")[0]["metadata"]["name"]
+    holder = wait_for(
+        lambda: get_json(control_plane, "-n", installed.namespace, "get", "lease", f"{FULLNAME}-operator")[
+            "spec"
+        ].get("holderIdentity"),
+        60,
+        what="the operator's Lease",
+    )
+    assert holder.rpartition("_")[0] == operator_pod
     metrics = installed.values["operator"]["metricsPort"]
     status, body = _http(f"http://127.0.0.1:{metrics}/metrics")
     assert status == 200 and b"agentcore_" in body
@@ -252,6 +269,10 @@ def test_chart_rbac_is_what_the_cluster_enforces(control_plane, installed: Insta
     assert not can("operator", "list", "secrets")
     assert not can("operator", "create", "pods")
     assert not can("operator", "list", "trainingjobs.training.agentcore.io", namespace="default")
+    lease = f"leases.coordination.k8s.io/{FULLNAME}-operator"
+    assert can("operator", "update", lease) and can("operator", "create", "leases.coordination.k8s.io")
+    assert not can("operator", "update", "leases.coordination.k8s.io/someone-elses")
+    assert not can("operator", "update", lease, namespace="default")
     assert can("api", "create", "trainingjobs.training.agentcore.io")
     assert not can("api", "get", "secrets")
     assert not can("api", "create", "jobs.batch")

@@ -75,6 +75,15 @@ def test_required_values_are_enforced() -> None:
         ({"api": {"port": 70000}}, "api/port"),
         ({"auth": {"jwt": {"secret": "short"}}}, "at least 32 bytes"),
         ({"rbac": {"scope": "namespaced", "namespaces": ["a", "b"]}}, "the API server watches a single"),
+        (
+            {"operator": {"leaderElection": {"leaseDurationSeconds": 10, "renewDeadlineSeconds": 10}}},
+            "renewDeadlineSeconds must be less than leaseDurationSeconds",
+        ),
+        (
+            {"operator": {"leaderElection": {"renewDeadlineSeconds": 2, "retryPeriodSeconds": 2}}},
+            "greater than 1.2 x retryPeriodSeconds",
+        ),
+        ({"operator": {"replicas": 0}}, "operator/replicas"),
     ],
 )
 def test_bad_values_are_refused(values: dict[str, Any], message: str, tmp_path: Path) -> None:
@@ -123,10 +132,53 @@ def test_probes(default_objs: list[Obj]) -> None:
     assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-def test_operator_is_a_single_replica_without_overlap(default_objs: list[Obj]) -> None:
-    spec = one(default_objs, "Deployment", "-operator")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}  # kopf runs standalone: never two at once
+def test_operator_runs_two_replicas_that_elect_a_leader(default_objs: list[Obj]) -> None:
+    deployment = one(default_objs, "Deployment", "-operator")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    # The new pod starts (as a standby) before an old one stops and releases the Lease.
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pdb = one(default_objs, "PodDisruptionBudget", "-operator")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    env = {e["name"]: e for e in spec["template"]["spec"]["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    config = one(default_objs, "ConfigMap", "-config")["data"]
+    lease = deployment["metadata"]["name"]
+    election = ("LEASE", "RENEW_DEADLINE", "RETRY_PERIOD")
+    assert {k: v for k, v in config.items() if any(word in k for word in election)} == {
+        "AGENTCORE_LEASE_NAME": lease,
+        "AGENTCORE_LEASE_NAMESPACE": "agentcore",
+        "AGENTCORE_LEASE_DURATION_SECONDS": "15",
+        "AGENTCORE_RENEW_DEADLINE_SECONDS": "10",
+        "AGENTCORE_RETRY_PERIOD_SECONDS": "2",
+    }
+    for key in ("AGENTCORE_LEASE_NAME", "AGENTCORE_LEASE_DURATION_SECONDS", "AGENTCORE_RETRY_PERIOD_SECONDS"):
+        assert env[key]["valueFrom"]["configMapKeyRef"]["key"] == key
+
+
+@pytest.mark.parametrize("scope", ["cluster", "namespaced"])
+def test_the_operator_may_touch_only_its_own_lease(scope: str) -> None:
+    objs = render({**MINIMAL, "rbac": {"scope": scope}})
+    role = one(objs, "Role", "-operator-leader")
+    assert role["metadata"]["namespace"] == "agentcore"
+    lease = one(objs, "Deployment", "-operator")["metadata"]["name"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [lease],
+            "verbs": ["get", "update"],
+        },
+        # RBAC cannot restrict create by name.
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    binding = one(objs, "RoleBinding", "-operator-leader")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"].endswith("-operator")
 
 
 def test_selectors_match_pod_labels(default_objs: list[Obj]) -> None:
@@ -437,16 +489,20 @@ def test_cluster_mode_binds_cluster_roles(default_objs: list[Obj]) -> None:
     for b in bindings:
         assert b["roleRef"]["kind"] == "ClusterRole"
         assert b["subjects"][0]["name"] in accounts and b["subjects"][0]["namespace"] == "agentcore"
-    assert not by_kind(default_objs, "Role")
+    # The one Role: the leader-election Lease, in the release namespace.
+    assert [r["metadata"]["name"] for r in by_kind(default_objs, "Role")] == [
+        "ac-agentcore-training-operator-leader"
+    ]
 
 
 def test_namespaced_mode_creates_nothing_cluster_scoped() -> None:
     objs = render(files=[CHART / "ci" / "namespaced-values.yaml"], namespace="agentcore-system")
     assert not [o for o in objs if o["kind"] in CLUSTER_SCOPED]
-    roles = by_kind(objs, "Role")
+    roles = [r for r in by_kind(objs, "Role") if not r["metadata"]["name"].endswith("-leader")]
     assert {r["metadata"]["namespace"] for r in roles} == {"team-a"}
     for b in by_kind(objs, "RoleBinding"):
-        assert b["metadata"]["namespace"] == "team-a"
+        leader = b["metadata"]["name"].endswith("-operator-leader")  # the Lease lives with the release
+        assert b["metadata"]["namespace"] == ("agentcore-system" if leader else "team-a")
         assert b["subjects"][0]["namespace"] == "agentcore-system"
     default_ns = render(merged({"rbac": {"scope": "namespaced"}}), namespace="solo")
     assert {r["metadata"]["namespace"] for r in by_kind(default_ns, "Role")} == {"solo"}

@@ -9,9 +9,7 @@ import hmac
 import json
 import os
 import signal
-import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,56 +17,13 @@ import yaml
 from aiohttp import web
 
 from agentcore.api.labels import USABLE_BY_TRAININGJOBS
-from agentcore.devenv.procs import ManagedProcess, free_port
+from agentcore.devenv.procs import free_port
 from agentcore_trainer.datasets import generate
 from tests.conftest import REPO, get_json, trajectory_counts, wait_for
+from tests.operator_support import OperatorProcess
+from tests.operator_support import migrate as _migrate
 
 pytestmark = pytest.mark.integration
-AGENTCORE = str(Path(sys.executable).parent / "agentcore")
-
-
-class OperatorProcess:
-    def __init__(self, cp, postgres, s3, state: Path) -> None:
-        creds = s3.credentials
-        self.bucket = f"agentcore-{uuid.uuid4().hex[:8]}"
-        s3.client().create_bucket(Bucket=self.bucket)
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(cp.kubeconfig),
-            "AGENTCORE_DATABASE_URL": postgres.dsn,
-            "AGENTCORE_OBJECT_STORE": f"s3://{self.bucket}/agentcore",
-            "AGENTCORE_S3_ENDPOINT": creds.endpoint_url,
-            "AWS_ACCESS_KEY_ID": creds.access_key,
-            "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-            "AGENTCORE_RESYNC_SECONDS": "3",
-            # The tests' webhook receivers listen on loopback, which webhooks may not reach by default.
-            "AGENTCORE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-        }
-        self.state = state
-        self.metrics_port, self.liveness_port = free_port(), free_port()
-        self.proc: ManagedProcess | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        argv = [
-            AGENTCORE,
-            "operator",
-            "--metrics-port",
-            str(self.metrics_port),
-            "--liveness-port",
-            str(self.liveness_port),
-        ]
-        self.proc = ManagedProcess("operator", argv, self.state / f"operator-{self.starts}.log", env=self.env)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.stop(1)
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop(10)
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +33,6 @@ def operator(control_plane, node_agent, crds_installed, postgres, s3, tmp_path_f
     op.start()
     yield op
     op.stop()
-
-
-async def _migrate(dsn: str) -> None:
-    from agentcore.storage.db import make_engine
-    from agentcore.storage.migrate import upgrade
-
-    engine = make_engine(dsn)
-    await upgrade(engine)
-    await engine.dispose()
 
 
 class Receiver:

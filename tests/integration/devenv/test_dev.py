@@ -65,6 +65,27 @@ def test_dev_up_node_ready_and_clean_stop(tmp_path: Path):
         )
         node = nodes["items"][0]
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        # The one operator goes through leader election like the chart's replicas do.
+        lease = [
+            kubectl,
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            "default",
+            "get",
+            "lease",
+            "agentcore-operator",
+        ]
+        holder = ""
+        for _ in range(150):
+            out = subprocess.run(
+                [*lease, "-o", "jsonpath={.spec.holderIdentity}"], capture_output=True, text=True
+            )
+            holder = out.stdout.strip() if out.returncode == 0 else ""
+            if holder:
+                break
+            time.sleep(0.2)
+        assert holder, "the dev operator never acquired its Lease"
         started = _descendants(proc.pid)
         assert len(started) >= 4  # etcd, apiserver, controller-manager, node agent
     finally:

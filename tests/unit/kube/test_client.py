@@ -157,3 +157,56 @@ async def test_client_certificate_auth_over_tls(tmp_path: Path) -> None:
         await runner.cleanup()
     assert server.seen[0].peer_cn == "agentcore-admin"
     assert "Authorization" not in server.seen[0].headers
+
+
+async def test_before_write_guards_every_write_and_no_read(apiserver: FakeApiServer, tmp_path: Path) -> None:
+    """The operator's leader fence: a guard that raises stops the request before it is sent."""
+
+    class Refused(Exception):
+        pass
+
+    checked: list[tuple[str, str]] = []
+
+    def guard(method: str, path: str) -> None:
+        checked.append((method, path))
+        raise Refused(path)
+
+    config = kube_config.load(kubeconfig(tmp_path / "config", apiserver.url))
+    async with KubeClient(config, before_write=guard, user_agent="agentcore-operator/op-1_ab") as fenced:
+        await fenced.get(PODS, "p", "ns")
+        for write in (
+            fenced.create(PODS, {"metadata": {"name": "p"}}, "ns"),
+            fenced.patch(PODS, "p", {"metadata": {}}, "ns"),
+            fenced.replace(PODS, "p", {"metadata": {}}, "ns"),
+            fenced.delete(PODS, "p", "ns"),
+        ):
+            with pytest.raises(Refused):
+                await write
+    assert [s.method for s in apiserver.seen] == ["GET"]
+    assert apiserver.seen[0].headers["User-Agent"] == "agentcore-operator/op-1_ab"
+    assert [m for m, _ in checked] == ["POST", "PATCH", "PUT", "DELETE"]
+
+
+async def test_before_write_is_checked_again_once_the_connection_is_ready(
+    apiserver: FakeApiServer, tmp_path: Path
+) -> None:
+    """A lease that runs out while the request waits for a connection still stops it: the guard
+    runs again right before the first byte is written."""
+
+    class Refused(Exception):  # not an OSError: aiohttp would wrap that in ClientOSError
+        pass
+
+    calls: list[str] = []
+
+    def guard(method: str, path: str) -> None:
+        calls.append(method)
+        if len(calls) % 2 == 0:  # the early check passes, the late one refuses
+            raise Refused(path)
+
+    config = kube_config.load(kubeconfig(tmp_path / "config", apiserver.url))
+    async with KubeClient(config, before_write=guard) as fenced:
+        with pytest.raises(Refused):
+            await fenced.patch(PODS, "p", {"metadata": {}}, "ns")
+        await fenced.get(PODS, "p", "ns")  # the connection is still usable
+    assert [s.method for s in apiserver.seen] == ["GET"]
+    assert calls == ["PATCH", "PATCH"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import fnmatch
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agentcore.api.images import DEFAULT_TRAINER_IMAGE
+from agentcore.controllers.leader.election import ElectionTiming, timing_problems
 
 
 class OperatorConfig(BaseSettings):
@@ -45,11 +46,33 @@ class OperatorConfig(BaseSettings):
     webhook_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
     trainer_grace_seconds: int = 60
     extra_trainer_env: dict[str, str] = Field(default_factory=dict)
+    # Leader election (client-go's semantics and defaults): one Lease per installation; its
+    # namespace defaults to the pod's own (see controllers/leader/elector.py).
+    lease_name: str = "agentcore-operator"
+    lease_namespace: str = ""
+    lease_duration_seconds: int = 15
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
 
     @field_validator("namespaces", "webhook_allowed_networks", "allowed_images", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _election_timing(self) -> OperatorConfig:
+        problems = timing_problems(
+            self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds
+        )
+        if problems:
+            names = "lease_duration_seconds, renew_deadline_seconds, retry_period_seconds"
+            raise ValueError(f"leader election ({names}): {'; '.join(problems)}")
+        return self
+
+    def election_timing(self) -> ElectionTiming:
+        return ElectionTiming(
+            self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> OperatorConfig:

@@ -16,13 +16,12 @@ from typing import Any
 
 import kopf
 
-from agentcore.api import labels
 from agentcore.api.common import GROUP, VERSION
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob.reconciler import ExportJobReconciler
+from agentcore.controllers.leader.elector import LeaderElector, NotLeader
 from agentcore.exports.settings import LABEL_EXPORTJOB, ExportSettings
-from agentcore.kube import config as kubeconfig
-from agentcore.kube.client import ApiError, KubeClient
+from agentcore.kube.client import ApiError
 from agentcore.storage.objectstore import ObjectStore, open_store
 
 log = logging.getLogger("agentcore.operator.exports")
@@ -46,10 +45,10 @@ def operator_store(config: OperatorConfig) -> ObjectStore | None:
 async def exports_startup(memo: kopf.Memo, **_: Any) -> None:
     config = memo.get("config") or OperatorConfig.from_env()
     settings = ExportSettings.from_env()
-    memo.export_kube = KubeClient(kubeconfig.load(), user_agent=labels.OPERATOR_NAME)
+    memo.export_kube = memo.leader.fenced_client()
     memo.export_reconciler = ExportJobReconciler(memo.export_kube, config, settings, operator_store(config))
     memo.export_task = asyncio.create_task(
-        _maintain(memo.export_reconciler, config.resync_seconds, settings.sweep_seconds)
+        _maintain(memo.export_reconciler, memo.leader, config.resync_seconds, settings.sweep_seconds)
     )
 
 
@@ -64,14 +63,21 @@ async def exports_cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.export_kube.close()
 
 
-async def _maintain(reconciler: ExportJobReconciler, resync_every: float, sweep_every: float) -> None:
+async def _maintain(
+    reconciler: ExportJobReconciler, leader: LeaderElector, resync_every: float, sweep_every: float
+) -> None:
+    """Resync and sweep while leading (the sweep's object-store deletes are gated by the same check,
+    made before each pass: only the leader's kube writes are fenced one by one)."""
+    await leader.elected.wait()
     last_sweep = 0.0
-    while True:
+    while leader.leading:
         try:
             await reconciler.resync()
-            if time.monotonic() - last_sweep >= sweep_every:
+            if time.monotonic() - last_sweep >= sweep_every and leader.leading:
                 await reconciler.sweep()
                 last_sweep = time.monotonic()
+        except NotLeader:
+            return
         except ApiError as exc:  # e.g. 429 while the apiserver (re)initialises: next round
             log.warning("export resync/sweep: %s", exc)
         except Exception:
@@ -79,16 +85,20 @@ async def _maintain(reconciler: ExportJobReconciler, resync_every: float, sweep_
         await asyncio.sleep(min(resync_every, sweep_every))
 
 
+def _leading(memo: kopf.Memo) -> bool:
+    return memo.get("export_reconciler") is not None and memo.leader.leading
+
+
 @kopf.on.event(GROUP, VERSION, "exportjobs")
 async def exportjob_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Deletions matter too: a deleted export frees a slot in its namespace's queue.
-    if memo.get("export_reconciler") is None:
-        return
-    await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
+    if _leading(memo):
+        with contextlib.suppress(NotLeader):  # the lease ran out: the next leader redoes it
+            await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXPORTJOB: kopf.PRESENT})
 async def export_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if memo.get("export_reconciler") is None:
-        return
-    await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
+    if _leading(memo):
+        with contextlib.suppress(NotLeader):
+            await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)

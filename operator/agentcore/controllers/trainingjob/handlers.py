@@ -4,6 +4,9 @@ kopf's own bookkeeping goes to annotations (never the user-visible status); ther
 handlers or timers, so kopf adds no finalizer: deleting a TrainingJob deletes its Job, pods,
 RBAC and Secret through owner references. A periodic resync (our own task, not a kopf timer,
 which would force a finalizer) makes the controller level-triggered across restarts.
+
+Only the leader reconciles (`memo.leader`, see controllers/main.py): a standby's handlers return at
+once, and its resync starts the moment it is elected, which catches up on what it ignored.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import kopf
 from agentcore.api import labels
 from agentcore.api.common import GROUP, VERSION
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.leader.elector import LeaderElector, NotLeader
 from agentcore.controllers.trainingjob.children import LABEL_TRAININGJOB
 from agentcore.controllers.trainingjob.reconciler import TrainingJobReconciler
 from agentcore.kube import config as kubeconfig
-from agentcore.kube.client import KubeClient
 
 log = logging.getLogger("agentcore.operator")
 PREFIX = labels.KOPF_PREFIX
@@ -43,9 +46,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if config.namespaces:
         # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
         settings.scanning.disabled = True
-    memo.kube = KubeClient(kubeconfig.load(), user_agent=labels.OPERATOR_NAME)
+    memo.kube = memo.leader.fenced_client()
     memo.reconciler = TrainingJobReconciler(memo.kube, config)
-    memo.resync_task = asyncio.create_task(_resync_forever(memo.reconciler, config.resync_seconds))
+    memo.resync_task = asyncio.create_task(
+        _resync_forever(memo.reconciler, memo.leader, config.resync_seconds)
+    )
 
 
 @kopf.on.login()
@@ -68,10 +73,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.kube.close()
 
 
-async def _resync_forever(reconciler: TrainingJobReconciler, every: float) -> None:
-    while True:
+async def _resync_forever(reconciler: TrainingJobReconciler, leader: LeaderElector, every: float) -> None:
+    await leader.elected.wait()
+    while leader.leading:
         try:
             await reconciler.resync()
+        except NotLeader:
+            return
         except Exception:
             log.exception("resync failed")
         await asyncio.sleep(every)
@@ -81,11 +89,15 @@ async def _resync_forever(reconciler: TrainingJobReconciler, every: float) -> No
 async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if memo.get("reconciler") is None:
         return
+    # Stores and forgetting are in memory: standbys keep them current too (that is what keeps
+    # them warm); only the leader reconciles.
     if type == "DELETED":
         memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
         return
     memo.reconciler.observe_trainingjob(dict(body))  # the reconcile reads it from there, no GET
-    await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
+    if memo.leader.leading:
+        with contextlib.suppress(NotLeader):  # the lease ran out mid-reconcile: the next leader redoes it
+            await memo.reconciler.reconcile(body.metadata.namespace, body.metadata.name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRAININGJOB: kopf.PRESENT})
@@ -97,7 +109,9 @@ async def trainer_job_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
         memo.reconciler.forget_job(body.metadata.namespace, owner)
     else:
         memo.reconciler.observe_job(dict(body), owner)
-    await memo.reconciler.reconcile(body.metadata.namespace, owner)
+    if memo.leader.leading:
+        with contextlib.suppress(NotLeader):
+            await memo.reconciler.reconcile(body.metadata.namespace, owner)
 
 
 def _owner_name(body: kopf.Body) -> str:
