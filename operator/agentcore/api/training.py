@@ -55,6 +55,8 @@ MODEL_REF_PATTERN = (
 )
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_TOOLS = 32
+MAX_WORKERS = 64
+"""Most trainer pods (torch.distributed ranks) of one TrainingJob."""
 
 
 class ScaleRewards(StrEnum):
@@ -492,6 +494,21 @@ class Webhook(CamelModel):
         return events
 
 
+Workers = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_WORKERS,
+        description="Trainer pods of the run, one torch.distributed rank each (Kubeflow Trainer's "
+        "numNodes): rollouts are sharded across them by whole query groups and gradients "
+        "all-reduced. 1 runs today's single trainer pod; more need torch in the trainer image "
+        "(the trainer's distributed or llm extra). Immutable.",
+        json_schema_extra=cel_rules(CelRule(IMMUTABLE, "workers is immutable")),
+    ),
+]
+"""The one definition of the worker count: the resource's spec.workers and JSON-RPC's config.workers."""
+
+
 class TrainingJobSpec(CamelModel):
     """Desired state of a TrainingJob: what to train, on which data, and how the trainer pod runs."""
 
@@ -526,8 +543,11 @@ class TrainingJobSpec(CamelModel):
     image: str | None = Field(
         default=None, max_length=1024, description="Trainer image override; the operator's default if unset."
     )
+    workers: Workers = 1
     resources: dict[str, Any] | None = Field(
-        default=None, description="Compute resources of the trainer container (core/v1 ResourceRequirements)."
+        default=None,
+        description="Compute resources of each worker's trainer container (core/v1 "
+        'ResourceRequirements), GPUs included, e.g. {"limits": {"nvidia.com/gpu": 1}}.',
     )
     node_selector: dict[str, str] | None = Field(
         default=None, description="Node selector of the trainer pod."

@@ -441,3 +441,16 @@ def test_baseline_comparison_is_the_sdk_model_with_resource_aliases() -> None:
     with pytest.raises(ValidationError):
         BaselineComparison.model_validate({"pValue": 0.01, "unknown": 1})  # a resource refuses extras
     assert sdk_models.BaselineComparison.model_validate({"unknown": 1}).model_extra == {"unknown": 1}
+
+
+def test_workers_default_to_one_and_are_bounded():
+    from pydantic import ValidationError
+
+    from agentcore.api.training import MAX_WORKERS, TrainingJobSpec
+
+    base = {"agentId": "a", "config": {}, "trainingData": {"uri": "s3://b/k.json"}}
+    assert TrainingJobSpec.model_validate(base).workers == 1
+    assert TrainingJobSpec.model_validate({**base, "workers": MAX_WORKERS}).workers == MAX_WORKERS
+    for bad in (0, MAX_WORKERS + 1):
+        with pytest.raises(ValidationError, match="workers"):
+            TrainingJobSpec.model_validate({**base, "workers": bad})

@@ -27,14 +27,14 @@ from agentcore.api.training import (
 )
 from agentcore.api.training import TrainingReason as Reason
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import ChildConflict, create_workload
+from agentcore.controllers.common.create import ChildConflict, create_or_get, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
 from agentcore.controllers.common.manifests import controller_uid
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, load_queries, unlabelled_secret, usable_secret
-from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
+from agentcore.kube.client import JOBS, SECRETS, SERVICES, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
 log = logging.getLogger("agentcore.operator")
@@ -214,6 +214,8 @@ class TrainingJobReconciler:
             children.role_binding(tj),
             children.secret(tj, self.config),
         ]
+        if children.distributed(tj):  # the ranks' DNS names exist before their pods do
+            await create_or_get(self.kube, SERVICES, children.headless_service(tj), ns)
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
         return BatchJob.model_validate(
             await create_workload(self.kube, ns, access, children.job(tj, self.config))
