@@ -228,7 +228,8 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
 
 
 def _ignored_exit_codes(tj: TrainingJob) -> list[int]:
-    return [STOPPED_EXIT_CODE, PEER_LOST_EXIT_CODE] if distributed(tj) else [STOPPED_EXIT_CODE]
+    # The apiserver wants the codes in ascending order.
+    return sorted({STOPPED_EXIT_CODE, PEER_LOST_EXIT_CODE}) if distributed(tj) else [STOPPED_EXIT_CODE]
 
 
 def _indexed(tj: TrainingJob) -> Obj:

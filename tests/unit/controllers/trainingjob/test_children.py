@@ -110,7 +110,7 @@ def test_workers_make_an_indexed_job_with_torch_distributed_env():
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     )
     codes = spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
-    assert codes == [children.STOPPED_EXIT_CODE, children.PEER_LOST_EXIT_CODE]
+    assert codes == [children.PEER_LOST_EXIT_CODE, children.STOPPED_EXIT_CODE]  # ascending, as required
 
 
 def test_kueue_label_stays_on_the_indexed_job():
