@@ -509,10 +509,22 @@ Workers = Annotated[
 """The one definition of the worker count: the resource's spec.workers and JSON-RPC's config.workers."""
 
 
+WORKERS_WITHIN_BATCH = CelRule(
+    rule="self.workers <= self.config.batchSize",
+    message="workers must not exceed config.batchSize: each worker plays at least one query group",
+    field_path=".workers",
+)
+
+
+def check_workers(workers: int, batch_size: int) -> None:
+    if workers > batch_size:
+        raise ValueError(WORKERS_WITHIN_BATCH.message)
+
+
 class TrainingJobSpec(CamelModel):
     """Desired state of a TrainingJob: what to train, on which data, and how the trainer pod runs."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_IRREVERSIBLE))
+    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_IRREVERSIBLE, WORKERS_WITHIN_BATCH))
 
     agent_id: str = Field(
         min_length=1,
@@ -579,6 +591,11 @@ class TrainingJobSpec(CamelModel):
     annotations: dict[str, str] | None = Field(
         default=None, description="Annotations added to the trainer Job and its pod."
     )
+
+    @model_validator(mode="after")
+    def _workers_fit_the_batch(self) -> TrainingJobSpec:
+        check_workers(self.workers, self.config.batch_size)
+        return self
 
 
 # --- status ------------------------------------------------------------------------------------

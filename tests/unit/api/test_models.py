@@ -450,7 +450,10 @@ def test_workers_default_to_one_and_are_bounded():
 
     base = {"agentId": "a", "config": {}, "trainingData": {"uri": "s3://b/k.json"}}
     assert TrainingJobSpec.model_validate(base).workers == 1
-    assert TrainingJobSpec.model_validate({**base, "workers": MAX_WORKERS}).workers == MAX_WORKERS
+    wide = {**base, "config": {"batchSize": 128}, "workers": MAX_WORKERS}
+    assert TrainingJobSpec.model_validate(wide).workers == MAX_WORKERS
+    with pytest.raises(ValidationError, match=r"workers must not exceed config\.batchSize"):
+        TrainingJobSpec.model_validate({**base, "config": {"batchSize": 2}, "workers": 3})
     for bad in (0, MAX_WORKERS + 1):
         with pytest.raises(ValidationError, match="workers"):
             TrainingJobSpec.model_validate({**base, "workers": bad})

@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from agentcore.api import MIN_TRAINING_QUERIES, GRPOConfig, TrainingQuery, Webhook
-from agentcore.api.training import LABEL_VALUE_PATTERN, Workers
+from agentcore.api.training import LABEL_VALUE_PATTERN, Workers, check_workers
 from agentcore_sdk.models import (
     CancelResult,
     EvaluateResult,
@@ -70,6 +70,11 @@ class StartGrpoConfig(GRPOConfig):
     (``config.workers`` here is ``spec.workers`` there: the same field definition, `Workers`)."""
 
     workers: Workers = 1
+
+    @model_validator(mode="after")
+    def _workers_fit_the_batch(self) -> StartGrpoConfig:
+        check_workers(self.workers, self.batch_size)
+        return self
 
     def grpo(self) -> GRPOConfig:
         """The TrainingJob's spec.config: everything but the run's shape."""
