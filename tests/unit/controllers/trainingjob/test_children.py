@@ -127,3 +127,9 @@ def test_headless_service_selects_this_jobs_pods():
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
     pod_labels = children.job(tj, OperatorConfig())["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_trainer_and_the_job_agree_on_the_peer_lost_exit_code():
+    from agentcore_trainer import distributed
+
+    assert distributed.PEER_LOST_EXIT_CODE == children.PEER_LOST_EXIT_CODE
