@@ -212,12 +212,13 @@ class Trainer:
         episodes: list[Episode],
         advantages: FloatArray,
         valid: NDArray[np.bool_],
-        batch_valid: NDArray[np.bool_],
+        batch_valid: NDArray[np.bool_] | None = None,
     ) -> dict[str, float]:
         """μ Adam steps on one batch; logπold and logπref are computed once, before the first.
 
-        `episodes` are this rank's share; the loss is aggregated over the whole batch (`totals`),
-        so the ranks' gradients sum (all-reduce) to the batch's and every rank takes the same step.
+        `episodes` are this rank's share (of the batch whose validity is `batch_valid`; default:
+        the share is the batch); the loss is aggregated over the whole batch (`totals`), so the
+        ranks' gradients sum (all-reduce) to the batch's and every rank takes the same step.
         """
         lengths = np.array([len(ep.actions) for ep in episodes], dtype=np.intp)
         seq = np.repeat(np.arange(len(episodes)), lengths)
@@ -226,7 +227,8 @@ class Trainer:
         encoded = self.policy.encode([o for ep in episodes for o in ep.observations])
         mask = np.zeros((len(episodes), self.max_steps))
         mask[seq, pos] = valid[seq]  # trajectories whose reward failed take no part
-        totals = BatchTotals(int(batch_valid.size), float(self.comm.sum(np.array([mask.sum()]))[0]))
+        n_sequences = int((valid if batch_valid is None else batch_valid).size)
+        totals = BatchTotals(n_sequences, float(self.comm.sum(np.array([mask.sum()]))[0]))
 
         def padded(values: FloatArray) -> FloatArray:
             out = np.zeros_like(mask)
