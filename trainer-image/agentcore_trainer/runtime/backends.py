@@ -161,11 +161,6 @@ class LLMBackend(_Delegating["LLMTrainer"]):
     checkpoint_suffix = ".zip"  # the blob is a zip that is a PEFT adapter directory
 
     def __init__(self, shape: RunShape, state: bytes | None) -> None:
-        if shape.comm.world_size > 1:
-            raise ValueError(
-                "workers > 1 is supported for policy.backend builtin only so far; "
-                "run the transformers backend with workers: 1"
-            )
         try:
             import torch  # noqa: F401  (only to say clearly what is missing)
         except ImportError as exc:
@@ -190,7 +185,7 @@ class LLMBackend(_Delegating["LLMTrainer"]):
             toolbox=Toolbox.build(cfg.tools or [], policy_cfg.system_prompt),
             batch_size=cfg.batch_size, group_size=cfg.n_trajectories_per_query,
             max_steps=cfg.max_steps_per_trajectory, seed=shape.seed, rewards=reward_spec(cfg),
-            state=state, run_id=shape.run_id,
+            state=state, run_id=shape.run_id, comm=shape.comm,
         )  # fmt: skip
 
     def checkpoint(self) -> bytes:
