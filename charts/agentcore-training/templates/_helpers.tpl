@@ -280,7 +280,8 @@ let the trainer/exporter pod read its own job and its data source and patch its 
 Kubernetes forbids granting permissions one does not hold (RBAC escalation prevention), so the
 operator holds those itself: get on its jobs, get/patch/update on their status, list of
 TrainingJobs and batch Jobs (report exports), get on configmaps and secrets (data sources and
-redaction rules; it reads them itself to validate a job). It deletes expired ExportJobs, and
+redaction rules; it reads them itself to validate a job), and creates the headless Service of a
+TrainingJob with several workers (the ranks' DNS names). It deletes expired ExportJobs, and
 creates the per-namespace export pseudonym key Secret. It never lists or watches Secrets.
 */}}
 {{- define "agentcore.operatorRules" -}}
@@ -301,6 +302,9 @@ creates the per-namespace export pseudonym key Secret. It never lists or watches
   verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["secrets"]
+  verbs: ["get", "create"]
+- apiGroups: [""]
+  resources: ["services"]
   verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -146,6 +146,8 @@ TRAINING_JOB = ResourceKind(
         _column("Agent", "string", ".spec.agentId", "Agent being trained.", priority=1),
         _column("Budget", "string", ".spec.config.maxBudgetUsd", "Budget in USD.", priority=1),
         _column("Reason", "string", ".status.reason", "Reason of the current phase.", priority=1),
+        # A JSONPath column cannot hide itself when the value is 1, so it sits with the wide columns.
+        _column("Workers", "integer", ".spec.workers", "Trainer pods (distributed ranks).", priority=1),
     ),
 )
 

@@ -23,6 +23,7 @@ JOB_ID = f"{GROUP}/job-id"  # on the trainer Job and pods: the TrainingJob's uid
 AGENT_ID = f"{GROUP}/agent-id"  # on TrainingJobs created by the API server
 SEGMENT = f"{GROUP}/segment"  # optional, set by users: the export filter `segments`
 REGION = f"{GROUP}/region"  # optional, set by users: the export filter `regions`
+JOB_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # Indexed Job pods: the index
 KUEUE_QUEUE_NAME = "kueue.x-k8s.io/queue-name"  # Kueue admits the Job (it starts suspended)
 # On a Secret, set by its owner to "true": TrainingJobs of the namespace may name it (a data
 # source's secretKeyRef, a webhook's secretRef). Without it a job author could have the trainer

@@ -55,6 +55,8 @@ MODEL_REF_PATTERN = (
 )
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_TOOLS = 32
+MAX_WORKERS = 64
+"""Most trainer pods (torch.distributed ranks) of one TrainingJob."""
 
 
 class ScaleRewards(StrEnum):
@@ -492,10 +494,37 @@ class Webhook(CamelModel):
         return events
 
 
+Workers = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_WORKERS,
+        description="Trainer pods of the run, one torch.distributed rank each (Kubeflow Trainer's "
+        "numNodes): rollouts are sharded across them by whole query groups and gradients "
+        "all-reduced. 1 runs today's single trainer pod; more need torch in the trainer image "
+        "(the trainer's distributed or llm extra). Immutable.",
+        json_schema_extra=cel_rules(CelRule(IMMUTABLE, "workers is immutable")),
+    ),
+]
+"""The one definition of the worker count: the resource's spec.workers and JSON-RPC's config.workers."""
+
+
+WORKERS_WITHIN_BATCH = CelRule(
+    rule="self.workers <= self.config.batchSize",
+    message="workers must not exceed config.batchSize: each worker plays at least one query group",
+    field_path=".workers",
+)
+
+
+def check_workers(workers: int, batch_size: int) -> None:
+    if workers > batch_size:
+        raise ValueError(WORKERS_WITHIN_BATCH.message)
+
+
 class TrainingJobSpec(CamelModel):
     """Desired state of a TrainingJob: what to train, on which data, and how the trainer pod runs."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_IRREVERSIBLE))
+    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_IRREVERSIBLE, WORKERS_WITHIN_BATCH))
 
     agent_id: str = Field(
         min_length=1,
@@ -530,8 +559,11 @@ class TrainingJobSpec(CamelModel):
         "or match one of the operator's allowed images (AGENTCORE_ALLOWED_IMAGES), else the job "
         "fails validation.",
     )
+    workers: Workers = 1
     resources: dict[str, Any] | None = Field(
-        default=None, description="Compute resources of the trainer container (core/v1 ResourceRequirements)."
+        default=None,
+        description="Compute resources of each worker's trainer container (core/v1 "
+        'ResourceRequirements), GPUs included, e.g. {"limits": {"nvidia.com/gpu": 1}}.',
     )
     node_selector: dict[str, str] | None = Field(
         default=None, description="Node selector of the trainer pod."
@@ -563,6 +595,11 @@ class TrainingJobSpec(CamelModel):
     annotations: dict[str, str] | None = Field(
         default=None, description="Annotations added to the trainer Job and its pod."
     )
+
+    @model_validator(mode="after")
+    def _workers_fit_the_batch(self) -> TrainingJobSpec:
+        check_workers(self.workers, self.config.batch_size)
+        return self
 
 
 # --- status ------------------------------------------------------------------------------------

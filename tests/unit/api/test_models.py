@@ -460,3 +460,19 @@ def test_jobs_are_matched_to_their_owner_by_controller_reference_not_label():
     ]
     found = jobs_by_owner(items, "ExportJob", {long_name: "u1", "b": "u2", "c": "u3"})
     assert {owner: j.name for owner, j in found.items()} == {long_name: "a-export"}
+
+
+def test_workers_default_to_one_and_are_bounded():
+    from pydantic import ValidationError
+
+    from agentcore.api.training import MAX_WORKERS, TrainingJobSpec
+
+    base = {"agentId": "a", "config": {}, "trainingData": {"uri": "s3://b/k.json"}}
+    assert TrainingJobSpec.model_validate(base).workers == 1
+    wide = {**base, "config": {"batchSize": 128}, "workers": MAX_WORKERS}
+    assert TrainingJobSpec.model_validate(wide).workers == MAX_WORKERS
+    with pytest.raises(ValidationError, match=r"workers must not exceed config\.batchSize"):
+        TrainingJobSpec.model_validate({**base, "config": {"batchSize": 2}, "workers": 3})
+    for bad in (0, MAX_WORKERS + 1):
+        with pytest.raises(ValidationError, match="workers"):
+            TrainingJobSpec.model_validate({**base, "workers": bad})

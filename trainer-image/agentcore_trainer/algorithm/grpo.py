@@ -118,12 +118,23 @@ class LossOutput:
     metrics: dict[str, float]
 
 
-def aggregation_weights(mask: FloatArray, loss_type: LossType) -> FloatArray:
+@dataclass(frozen=True)
+class BatchTotals:
+    """Sizes of the whole batch when `mask` holds one rank's share of it: the aggregation then
+    gives that share's part of the global loss, and the parts sum (all-reduce) to it exactly."""
+
+    sequences: int
+    actions: float
+
+
+def aggregation_weights(
+    mask: FloatArray, loss_type: LossType, totals: BatchTotals | None = None
+) -> FloatArray:
     """w such that loss = Σ w·L (and dLoss/dL = w) for each aggregation."""
     m = np.asarray(mask, dtype=np.float64)
     if loss_type == "dapo":  # token mean over the whole batch
-        return m / max(float(m.sum()), 1.0)
-    n_seq = max(m.shape[0], 1)
+        return m / max(float(m.sum()) if totals is None else totals.actions, 1.0)
+    n_seq = max(m.shape[0] if totals is None else totals.sequences, 1)
     if loss_type == "grpo":  # mean per sequence, then mean over sequences
         return m / (n_seq * np.maximum(m.sum(axis=1, keepdims=True), 1.0))
     return m / (n_seq * m.shape[1])  # dr_grpo: a constant normaliser G·L_max
@@ -136,12 +147,15 @@ def grpo_loss(
     advantages: FloatArray,
     mask: FloatArray,
     config: AlgoConfig,
+    totals: BatchTotals | None = None,
 ) -> LossOutput:
     """The clipped GRPO objective plus β·k3-KL, aggregated per `config.loss_type`.
 
     All per-action arrays are (n_sequences, max_steps); `advantages` may be (n_sequences,) and is
     broadcast over steps (outcome supervision).  Returns the loss, its gradient with respect to
-    logπθ of every action, and TRL-named metrics.
+    logπθ of every action, and TRL-named metrics. With `totals` (one rank's share of a batch) the
+    loss, gradient and metrics are that share's parts of the batch's: summed over ranks they are
+    the batch's.
     """
     m = np.asarray(mask, dtype=np.float64)
     on = m > 0
@@ -161,8 +175,8 @@ def grpo_loss(
     if config.beta:
         per_action = per_action + config.beta * kl
         grad = grad + config.beta * (1.0 - np.exp(delta))
-    w = aggregation_weights(m, config.loss_type)
-    n_on = max(float(m.sum()), 1.0)
+    w = aggregation_weights(m, config.loss_type, totals)
+    n_on = max(float(m.sum()) if totals is None else totals.actions, 1.0)
     metrics = {
         "policy_loss": float((w * per_action).sum()),
         "kl": float((m * kl).sum() / n_on),

@@ -29,21 +29,23 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from agentcore_trainer.algorithm.grpo import AlgoConfig, group_advantages
+from agentcore_trainer.algorithm.grpo import AlgoConfig, BatchTotals, group_advantages
 from agentcore_trainer.algorithm.token_grpo import LossParts, token_loss, token_weights
 from agentcore_trainer.algorithm.trainer import (
     IterationReport,
+    RecordView,
     iteration_metrics,
     pick_batch,
     trajectory_records,
 )
+from agentcore_trainer.distributed import SINGLE, Collective, shard
 from agentcore_trainer.environments.conversation import Conversation, converse
 from agentcore_trainer.environments.rollout import Clock, utc_now
 from agentcore_trainer.environments.toolcalls import Toolbox
 from agentcore_trainer.evaluation.metrics import EvaluationResult, evaluation_result
 from agentcore_trainer.policies.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from agentcore_trainer.policies.causal_lm import CausalLMPolicy, SharedPrefix
-from agentcore_trainer.rewards import RewardResult, RewardSpec, score_trajectory
+from agentcore_trainer.rewards import RewardSpec, score_trajectory
 
 STATE_FORMAT = 1
 FULL_WEIGHTS = "model.safetensors"
@@ -77,9 +79,11 @@ class LLMTrainer:
         state: bytes | None = None,
         run_id: str = "",
         clock: Clock = utc_now,
+        comm: Collective = SINGLE,
     ) -> None:
         if not queries or batch_size < 1 or group_size < 1 or max_steps < 1:
             raise ValueError("need queries, batch_size >= 1, group_size >= 1 and max_steps >= 1")
+        self.comm = comm
         self.queries, self.config, self.policy, self.toolbox = list(queries), config, policy, toolbox
         self.batch_size, self.group_size, self.max_steps = batch_size, group_size, max_steps
         self.rewards, self.run_id, self.clock = rewards or RewardSpec.default(), run_id, clock
@@ -97,26 +101,49 @@ class LLMTrainer:
     # -- one iteration -----------------------------------------------------------------------------
 
     def step(self) -> IterationReport:
+        """One iteration; with several ranks each converses its shard of the groups, gradients are
+        all-reduced (every rank takes the same step) and every rank gets the whole batch's report.
+
+        Rank 0 samples with the one-worker seed; rank r with seed + r. Generation is batched per
+        rank, so unlike the built-in policy a group's completions depend on its rank's batch: N
+        workers draw other (equally distributed) samples than one. Given the same conversations,
+        the update is the same (tests/integration/trainer/test_distributed.py)."""
         started = time.perf_counter()
         picked = pick_batch(self.rng, len(self.queries), self.batch_size)
-        batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
-        torch.manual_seed(int(self.rng.integers(2**31)))
+        seed = int(self.rng.integers(2**31))
+        mine = shard(len(picked), self.comm.rank, self.comm.world_size)
+        batch = [self.queries[picked[g]] for g in mine for _ in range(self.group_size)]
+        torch.manual_seed(seed + self.comm.rank)
         convs = converse(self.policy, self.toolbox, batch, self.max_steps, clock=self.clock)
         results = [
             score_trajectory(c.view(), c.expected_outcome, self.rewards, self.config.gamma) for c in convs
         ]
-        shape = (len(picked), self.group_size)
-        rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
-        valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        shape = (len(mine), self.group_size)
+        local_rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
+        local_valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        gathered = self.comm.gather((local_rewards, local_valid))
+        rewards = np.concatenate([r for r, _ in gathered])
+        valid = np.concatenate([v for _, v in gathered])
         adv = group_advantages(rewards, self.config.scale_rewards, valid)
-        update = self._update(convs, adv.advantages.ravel(), valid.ravel())
+        own = slice(mine.start, mine.stop)
+        update = self._update(convs, adv.advantages[own].ravel(), local_valid.ravel(), int(valid.size))
         self.iteration += 1
-        metrics = self._metrics(convs, results, rewards[valid], update, adv.frac_reward_zero_std)
-        metrics["compute_seconds"] = time.perf_counter() - started
         records = trajectory_records(
-            convs, results, adv.normalized.ravel(), adv.advantages.ravel(),
+            convs, results, adv.normalized[own].ravel(), adv.advantages[own].ravel(),
             run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
+            first_group=mine.start,
         )  # fmt: skip
+        shares = self.comm.gather((records, results, _turn_counts(convs)))
+        records = [rec for recs, _, _ in shares for rec in recs]
+        metrics = iteration_metrics(
+            [RecordView(rec) for rec in records], [res for _, ress, _ in shares for res in ress],
+            rewards[valid], update, adv.frac_reward_zero_std, self.counters, self.iteration,
+        )  # fmt: skip
+        calls, valid_calls, answered = np.sum([counts for _, _, counts in shares], axis=0)
+        metrics["valid_tool_call_fraction"] = float(valid_calls) / max(float(calls), 1.0)
+        metrics["answered_fraction"] = float(answered) / max(len(records), 1)
+        # Every rank's device time is paid for: the cost model sums them.
+        metrics["compute_seconds"] = float(self.comm.sum(np.array([time.perf_counter() - started]))[0])
         return IterationReport(self.iteration, metrics, records, self)  # type: ignore[arg-type]
 
     def _segments(self, convs: Sequence[Conversation]) -> list[Segment]:
@@ -130,13 +157,16 @@ class LLMTrainer:
         return segments
 
     def _update(
-        self, convs: Sequence[Conversation], advantages: np.ndarray, valid: np.ndarray
+        self, convs: Sequence[Conversation], advantages: np.ndarray, valid: np.ndarray, n_sequences: int
     ) -> dict[str, float]:
+        """μ optimiser steps on this rank's share; the loss is aggregated over the whole batch
+        (`totals`), so the all-reduced gradient is the batch's, as with one worker."""
         segments = self._segments(convs)
         max_len = self.max_steps * self.policy.config.max_new_tokens
-        weights = token_weights(
-            [c.completion_tokens for c in convs], list(valid), self.config.loss_type, max_len
-        )
+        lengths = [c.completion_tokens for c in convs]
+        local_tokens = sum(n for n, ok in zip(lengths, valid, strict=True) if ok)
+        totals = BatchTotals(n_sequences, float(self.comm.sum(np.array([float(local_tokens)]))[0]))
+        weights = token_weights(lengths, list(valid), self.config.loss_type, max_len, totals)
         micro = self.policy.config.micro_batch_size
         batches = [segments[i : i + micro] for i in range(0, len(segments), micro)]
         fixed = [self._fixed_inputs(mb, weights, advantages) for mb in batches]
@@ -151,12 +181,30 @@ class LLMTrainer:
                     self._backward(mb, inputs, prefix) for mb, inputs in zip(batches, fixed, strict=True)
                 ]
             self.policy.model.eval()
+            self._all_reduce_gradients()
             norm = torch.nn.utils.clip_grad_norm_(
                 self.policy.trainable_parameters(), self.config.max_grad_norm
             )
             self.optimizer.step()
-            sums.update({**_loss_metrics(parts), "grad_norm": float(norm)})
-        return {k: v / self.config.num_inner_iterations for k, v in sums.items()}
+            # grad_norm is the same on every rank: its shares sum to it.
+            sums.update({**_loss_sums(parts), "grad_norm": float(norm) / self.comm.world_size})
+        keys = sorted(sums)
+        total = dict(zip(keys, self.comm.sum(np.array([float(sums[k]) for k in keys])), strict=True))
+        return _loss_metrics(total, self.config.num_inner_iterations)
+
+    def _all_reduce_gradients(self) -> None:
+        """Sum the LoRA (or full) gradients over the ranks: one flat all-reduce per update."""
+        if self.comm.world_size == 1:
+            return
+        params = list(self.policy.trainable_parameters())
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.detach().reshape(-1).to("cpu", torch.float64) for g in grads])
+        summed = torch.from_numpy(self.comm.sum(flat.numpy()))
+        offset = 0
+        for param in params:
+            n = param.numel()
+            param.grad = summed[offset : offset + n].reshape(param.shape).to(param.device, param.dtype)
+            offset += n
 
     def _fixed_inputs(
         self, batch: Sequence[Segment], weights: list[np.ndarray], advantages: np.ndarray
@@ -191,26 +239,6 @@ class LLMTrainer:
         parts = token_loss(logp, old, inputs["ref"], adv, w, self.config)
         parts.loss.backward()
         return parts
-
-    # -- reporting -----------------------------------------------------------------------------------
-
-    def _metrics(
-        self,
-        convs: list[Conversation],
-        results: list[RewardResult],
-        valid_rewards: np.ndarray,
-        update: dict[str, float],
-        frac_zero_std: float,
-    ) -> dict[str, float]:
-        metrics = iteration_metrics(
-            convs, results, valid_rewards, update, frac_zero_std, self.counters, self.iteration
-        )
-        calls = [s for c in convs for s in c.steps if s["action"]["tool"] != "answer"]
-        metrics["valid_tool_call_fraction"] = sum("error" not in s["result"] for s in calls) / max(
-            len(calls), 1
-        )
-        metrics["answered_fraction"] = sum(c.final_answer is not None for c in convs) / max(len(convs), 1)
-        return metrics
 
     # -- evaluation ----------------------------------------------------------------------------------
 
@@ -281,16 +309,36 @@ class LLMTrainer:
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def _loss_metrics(parts: Sequence[LossParts]) -> dict[str, float]:
-    tokens = max(sum(p.tokens for p in parts), 1)
-    low, high = sum(p.clipped_low for p in parts), sum(p.clipped_high for p in parts)
-    loss = sum(p.policy_loss for p in parts)
+def _loss_sums(parts: Sequence[LossParts]) -> dict[str, float]:
+    """One pass's sums over its micro-batches (summed again over passes and ranks)."""
+    return {
+        "policy_loss": sum(p.policy_loss for p in parts),
+        "kl_sum": sum(p.kl_sum for p in parts),
+        "clipped_low": float(sum(p.clipped_low for p in parts)),
+        "clipped_high": float(sum(p.clipped_high for p in parts)),
+        "ratio_sum": sum(p.ratio_sum for p in parts),
+        "tokens": float(sum(p.tokens for p in parts)),
+    }
+
+
+def _loss_metrics(sums: Mapping[str, float], passes: int) -> dict[str, float]:
+    """TRL's metrics from sums over `passes` passes (each pass sees the same tokens)."""
+    tokens = max(sums["tokens"], 1.0)
+    low, high, loss = sums["clipped_low"], sums["clipped_high"], sums["policy_loss"] / passes
     return {
         "policy_loss": loss,
         "train_loss": loss,
-        "kl": sum(p.kl_sum for p in parts) / tokens,
+        "kl": sums["kl_sum"] / tokens,
         "clip_ratio/low_mean": low / tokens,
         "clip_ratio/high_mean": high / tokens,
         "clip_ratio/region_mean": (low + high) / tokens,
-        "ratio_mean": sum(p.ratio_sum for p in parts) / tokens,
+        "ratio_mean": sums["ratio_sum"] / tokens,
+        "grad_norm": sums["grad_norm"] / passes,
     }
+
+
+def _turn_counts(convs: Sequence[Conversation]) -> tuple[int, int, int]:
+    """(tool calls, valid tool calls, answered conversations) of one rank's share."""
+    calls = [s for c in convs for s in c.steps if s["action"]["tool"] != "answer"]
+    valid = sum("error" not in s["result"] for s in calls)
+    return len(calls), valid, sum(c.final_answer is not None for c in convs)

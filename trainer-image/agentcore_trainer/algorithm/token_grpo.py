@@ -18,21 +18,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agentcore_trainer.algorithm.grpo import AlgoConfig, LossType, aggregation_weights
+from agentcore_trainer.algorithm.grpo import AlgoConfig, BatchTotals, LossType, aggregation_weights
 
 
 def token_weights(
-    lengths: Sequence[int], valid: Sequence[bool], loss_type: LossType, max_len: int
+    lengths: Sequence[int],
+    valid: Sequence[bool],
+    loss_type: LossType,
+    max_len: int,
+    totals: BatchTotals | None = None,
 ) -> list[np.ndarray]:
     """Per trajectory, the loss weight of each of its completion tokens (0 for invalid ones).
 
-    `max_len` is dr_grpo's constant normaliser (the most completion tokens a trajectory can have).
+    `max_len` is dr_grpo's constant normaliser (the most completion tokens a trajectory can have);
+    `totals`, the whole batch's sizes when these trajectories are one rank's share of it.
     """
     width = max(max_len, max(lengths, default=0), 1)
     mask = np.zeros((len(lengths), width))
     for row, (n, ok) in enumerate(zip(lengths, valid, strict=True)):
         mask[row, :n] = 1.0 if ok else 0.0
-    w = aggregation_weights(mask, loss_type)
+    w = aggregation_weights(mask, loss_type, totals)
     return [w[row, :n] for row, n in enumerate(lengths)]
 
 

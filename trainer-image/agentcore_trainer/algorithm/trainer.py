@@ -25,9 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig, group_advantages, grpo_loss
+from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig, BatchTotals, group_advantages, grpo_loss
 from agentcore_trainer.algorithm.grpo import clip_grad_norm as clip_norm
-from agentcore_trainer.environments.rollout import Clock, Episode, rollout, utc_now
+from agentcore_trainer.distributed import SINGLE, Collective, shard
+from agentcore_trainer.environments.rollout import Clock, Episode, GroupStreams, rollout, utc_now
 from agentcore_trainer.environments.tooluse import ACTIONS, EnvFactory, ToolUseEnvironment
 from agentcore_trainer.evaluation.metrics import evaluate
 from agentcore_trainer.policies.builtin import Policy, builtin_policy
@@ -120,9 +121,11 @@ class Trainer:
         state: TrainerState | None = None,
         run_id: str = "",
         clock: Clock = utc_now,
+        comm: Collective = SINGLE,
     ) -> None:
         if not queries or batch_size < 1 or group_size < 1 or max_steps < 1:
             raise ValueError("need queries, batch_size >= 1, group_size >= 1 and max_steps >= 1")
+        self.comm = comm
         self.queries, self.config = list(queries), config
         self.batch_size, self.group_size, self.max_steps = batch_size, group_size, max_steps
         self.policy: Policy = policy if policy is not None else builtin_policy()
@@ -167,30 +170,56 @@ class Trainer:
     # -- one iteration -----------------------------------------------------------------------
 
     def step(self) -> IterationReport:
+        """One iteration; with several ranks each plays its shard of the groups (see distributed.py)
+        and every rank ends with the same parameters and the whole batch's report."""
         picked = pick_batch(self.rng, len(self.queries), self.batch_size)
-        batch = [self.queries[i] for i in picked for _ in range(self.group_size)]
-        episodes = rollout(self.policy, self.env_factory, batch, self.max_steps, self.rng, clock=self.clock)
+        sampling_seed = int(self.rng.integers(2**63))
+        mine = shard(len(picked), self.comm.rank, self.comm.world_size)
+        batch = [self.queries[picked[g]] for g in mine for _ in range(self.group_size)]
+        streams = GroupStreams([np.random.default_rng([sampling_seed, g]) for g in mine], self.group_size)
+        episodes = rollout(self.policy, self.env_factory, batch, self.max_steps, streams, clock=self.clock)
         results = [
             score_trajectory(ep.view(), ep.expected_outcome, self.rewards, self.config.gamma)
             for ep in episodes
         ]
-        shape = (len(picked), self.group_size)
-        rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
-        valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        shape = (len(mine), self.group_size)
+        local_rewards = np.array([r.reward for r in results], dtype=np.float64).reshape(shape)
+        local_valid = np.array([not r.failed for r in results], dtype=bool).reshape(shape)
+        # Every rank needs the whole batch's rewards (batch-scaled advantages, metrics): tiny.
+        gathered = self.comm.gather((local_rewards, local_valid))
+        rewards = np.concatenate([r for r, _ in gathered])
+        valid = np.concatenate([v for _, v in gathered])
         adv = group_advantages(rewards, self.config.scale_rewards, valid)
-        update = self._update(episodes, adv.advantages.ravel(), valid.ravel())
+        own = slice(mine.start, mine.stop)
+        update = self._update(episodes, adv.advantages[own].ravel(), local_valid.ravel(), valid)
         self.iteration += 1
-        metrics = self._metrics(episodes, results, rewards[valid], update, adv.frac_reward_zero_std)
         records = trajectory_records(
-            episodes, results, adv.normalized.ravel(), adv.advantages.ravel(),
+            episodes, results, adv.normalized[own].ravel(), adv.advantages[own].ravel(),
             run_id=self.run_id, iteration=self.iteration, group_size=self.group_size,
+            first_group=mine.start,
         )  # fmt: skip
+        shares = self.comm.gather((records, results))
+        records = [rec for recs, _ in shares for rec in recs]
+        all_results = [res for _, ress in shares for res in ress]
+        views = [RecordView(rec) for rec in records]
+        metrics = iteration_metrics(views, all_results, rewards[valid], update, adv.frac_reward_zero_std,
+                                    self.counters, self.iteration)  # fmt: skip
+        metrics.update(_tool_frequencies(views))
         return IterationReport(self.iteration, metrics, records, self)
 
     def _update(
-        self, episodes: list[Episode], advantages: FloatArray, valid: NDArray[np.bool_]
+        self,
+        episodes: list[Episode],
+        advantages: FloatArray,
+        valid: NDArray[np.bool_],
+        batch_valid: NDArray[np.bool_] | None = None,
     ) -> dict[str, float]:
-        """μ Adam steps on one batch; logπold and logπref are computed once, before the first."""
+        """μ Adam steps on one batch; logπold and logπref are computed once, before the first.
+
+        `episodes` are this rank's share (of the batch whose validity is `batch_valid`; default:
+        the share is the batch); the loss is aggregated over the whole batch (`totals`), so the
+        ranks' gradients sum (all-reduce) to the batch's and every rank takes the same step.
+        """
         lengths = np.array([len(ep.actions) for ep in episodes], dtype=np.intp)
         seq = np.repeat(np.arange(len(episodes)), lengths)
         pos = np.arange(seq.size) - (np.cumsum(lengths) - lengths)[seq]
@@ -198,6 +227,8 @@ class Trainer:
         encoded = self.policy.encode([o for ep in episodes for o in ep.observations])
         mask = np.zeros((len(episodes), self.max_steps))
         mask[seq, pos] = valid[seq]  # trajectories whose reward failed take no part
+        n_sequences = int((valid if batch_valid is None else batch_valid).size)
+        totals = BatchTotals(n_sequences, float(self.comm.sum(np.array([mask.sum()]))[0]))
 
         def padded(values: FloatArray) -> FloatArray:
             out = np.zeros_like(mask)
@@ -209,30 +240,21 @@ class Trainer:
         sums: Counter[str] = Counter()
         for _ in range(self.config.num_inner_iterations):
             logp = padded(self.policy.log_probs(encoded, actions))
-            out = grpo_loss(logp, logp_old, logp_ref, advantages, mask, self.config)
-            grad = self.policy.gradient(encoded, actions, out.grad_logp[seq, pos])
+            out = grpo_loss(logp, logp_old, logp_ref, advantages, mask, self.config, totals)
+            grad = self.comm.sum(self.policy.gradient(encoded, actions, out.grad_logp[seq, pos]))
             grad, norm = clip_norm(grad, self.config.max_grad_norm)
             self.optimizer.step(self.policy.parameters(), grad)
-            sums.update({**out.metrics, "train_loss": out.loss, "grad_norm": norm})
-        stats = {k: v / self.config.num_inner_iterations for k, v in sums.items()}
+            # grad_norm is the same on every rank: its shares sum to it.
+            sums.update({**out.metrics, "train_loss": out.loss, "grad_norm": norm / self.comm.world_size})
         entropy = self.policy.entropy(encoded)
-        stats["entropy"] = float(entropy.mean()) if entropy.size else 0.0
+        sums.update({"entropy_sum": float(entropy.sum()), "entropy_count": float(entropy.size)})
+        keys = sorted(sums)
+        totals_by_key = dict(zip(keys, self.comm.sum(np.array([sums[k] for k in keys])), strict=True))
+        mu = self.config.num_inner_iterations
+        stats = {k: float(v) / mu for k, v in totals_by_key.items() if not k.startswith("entropy")}
+        count = totals_by_key["entropy_count"]
+        stats["entropy"] = float(totals_by_key["entropy_sum"] / count) if count else 0.0
         return stats
-
-    # -- reporting ---------------------------------------------------------------------------
-
-    def _metrics(
-        self,
-        episodes: list[Episode],
-        results: list[RewardResult],
-        valid_rewards: FloatArray,
-        update: dict[str, float],
-        frac_zero_std: float,
-    ) -> dict[str, float]:
-        metrics = iteration_metrics(episodes, results, valid_rewards, update, frac_zero_std,
-                                    self.counters, self.iteration)  # fmt: skip
-        metrics.update(_tool_frequencies(episodes))
-        return metrics
 
 
 class TrajectoryLike(Protocol):
@@ -249,6 +271,27 @@ class TrajectoryLike(Protocol):
 
     @property
     def output_tokens(self) -> int: ...
+
+
+class RecordView:
+    """A trajectory record (possibly from another rank) as `iteration_metrics` reads a trajectory."""
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.record = record
+        self.query: Mapping[str, Any] = {"query": record["query"]}
+        self.steps: list[dict[str, Any]] = record["steps"]
+
+    @property
+    def execution_time_ms(self) -> float:
+        return float(self.record["execution_time_ms"])
+
+    @property
+    def input_tokens(self) -> int:
+        return int(self.record["input_tokens"])
+
+    @property
+    def output_tokens(self) -> int:
+        return int(self.record["output_tokens"])
 
 
 def pick_batch(rng: np.random.Generator, n_queries: int, batch_size: int) -> list[int]:
@@ -300,11 +343,14 @@ def trajectory_records(
     run_id: str,
     iteration: int,
     group_size: int,
+    first_group: int = 0,
 ) -> list[dict[str, Any]]:
-    """The records training.export_trajectories returns, one per trajectory of an iteration."""
+    """The records training.export_trajectories returns, one per trajectory of an iteration (of
+    a rank's share of it, whose first group is the batch's `first_group`)."""
     records = []
     for k, (ep, res) in enumerate(zip(episodes, results, strict=True)):
         group, index = divmod(k, group_size)
+        group += first_group
         # Deterministic ids: a resumed run re-creating an iteration writes the same ids (upserts).
         tid = uuid.uuid5(_TRAJECTORY_NS, f"{run_id}/{iteration}/{group}/{index}")
         records.append(
@@ -328,7 +374,7 @@ def trajectory_records(
     return records
 
 
-def _tool_frequencies(episodes: list[Episode]) -> dict[str, float]:
+def _tool_frequencies(episodes: Sequence[TrajectoryLike]) -> dict[str, float]:
     calls: Counter[str] = Counter()
     failures = 0
     for ep in episodes:

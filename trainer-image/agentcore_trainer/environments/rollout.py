@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from agentcore_trainer.environments.tooluse import EnvFactory, Observation, Transition
 from agentcore_trainer.policies.builtin import Policy
@@ -66,19 +67,47 @@ class Episode:
         }
 
 
+class GroupStreams:
+    """One generator per query group, for training rollouts.
+
+    Episode i of the batch belongs to group i // group_size and takes its uniform draws from that
+    group's generator only, so a group's trajectories do not depend on which other groups share
+    the batch: the same whatever the number of ranks the batch is sharded across.
+    """
+
+    def __init__(self, generators: Sequence[np.random.Generator], group_size: int) -> None:
+        self.generators, self.group_size = list(generators), group_size
+
+    def draws(self, episodes: Sequence[int]) -> np.random.Generator:
+        """A source whose ``random((n,))`` gives one draw per listed episode, in order."""
+        return cast(np.random.Generator, _Draws(self, list(episodes)))
+
+
+class _Draws:
+    def __init__(self, streams: GroupStreams, episodes: list[int]) -> None:
+        self.streams, self.episodes = streams, episodes
+
+    def random(self, size: tuple[int, ...]) -> NDArray[np.float64]:
+        if tuple(size) != (len(self.episodes),):
+            raise ValueError(f"one draw per episode: asked for {size}, have {len(self.episodes)} episodes")
+        gens, g = self.streams.generators, self.streams.group_size
+        return np.array([gens[i // g].random() for i in self.episodes], dtype=np.float64)
+
+
 def rollout(
     policy: Policy,
     env_factory: EnvFactory,
     queries: Sequence[Mapping[str, Any]],
     max_steps: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator | GroupStreams,
     greedy: bool = False,
     clock: Clock = utc_now,
 ) -> list[Episode]:
     """Play one episode per query for at most `max_steps` steps.
 
-    Randomness comes only from `rng` (one draw per active state per step when sampling), so a run
-    is replayed exactly from the same generator state.
+    Randomness comes only from `rng` (one draw per active state per step when sampling; with
+    `GroupStreams`, from the episode's group generator), so a run is replayed exactly from the
+    same generator state.
     """
     envs = [env_factory() for _ in queries]
     episodes = [Episode(q) for q in queries]
@@ -88,7 +117,8 @@ def rollout(
         if not active:
             break
         encoded = policy.encode([current[i] for i in active])
-        actions = policy.greedy(encoded, rng) if greedy else policy.sample(encoded, rng)[0]
+        source = rng.draws(active) if isinstance(rng, GroupStreams) else rng
+        actions = policy.greedy(encoded, source) if greedy else policy.sample(encoded, source)[0]
         still_running = []
         for i, action in zip(active, actions.tolist(), strict=True):
             transition = envs[i].step(action)

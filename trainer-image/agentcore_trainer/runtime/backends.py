@@ -17,6 +17,7 @@ from agentcore.cost import DEFAULT_PRICES, Price, price_for_model
 from agentcore_trainer.algorithm import grpo
 from agentcore_trainer.algorithm.grpo import AlgoConfig
 from agentcore_trainer.algorithm.trainer import IterationReport, Trainer, TrainerState
+from agentcore_trainer.distributed import SINGLE, Collective
 from agentcore_trainer.evaluation.metrics import EvaluationResult, comparison_body, evaluate
 from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE
 from agentcore_trainer.rewards import RewardSpec
@@ -42,6 +43,7 @@ class RunShape:
     seed: int
     run_id: str = ""
     namespace: str = ""
+    comm: Collective = SINGLE  # the run's ranks (one by default)
 
 
 class Backend(Protocol):
@@ -138,6 +140,7 @@ class BuiltinBackend(_Delegating[Trainer]):
             group_size=cfg.n_trajectories_per_query, max_steps=cfg.max_steps_per_trajectory,
             seed=shape.seed, rewards=self.rewards,
             state=TrainerState.from_bytes(state) if state is not None else None, run_id=shape.run_id,
+            comm=shape.comm,
         )  # fmt: skip
 
     def checkpoint(self) -> bytes:
@@ -182,7 +185,7 @@ class LLMBackend(_Delegating["LLMTrainer"]):
             toolbox=Toolbox.build(cfg.tools or [], policy_cfg.system_prompt),
             batch_size=cfg.batch_size, group_size=cfg.n_trajectories_per_query,
             max_steps=cfg.max_steps_per_trajectory, seed=shape.seed, rewards=reward_spec(cfg),
-            state=state, run_id=shape.run_id,
+            state=state, run_id=shape.run_id, comm=shape.comm,
         )  # fmt: skip
 
     def checkpoint(self) -> bytes:

@@ -26,6 +26,14 @@ from agentcore.storage.db import database_url, make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
 from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore_trainer.distributed import (
+    PEER_LOST_EXIT_CODE,
+    Collective,
+    PeerLost,
+    World,
+    connect,
+    is_primary,
+)
 from agentcore_trainer.runtime.reporting import ConsoleStatusSink, KubeStatusSink, StatusSink
 from agentcore_trainer.runtime.run import EXIT_CODES, RunIdentity, RunInputs, TrainingRun
 
@@ -52,23 +60,43 @@ def _stop_event() -> asyncio.Event:
 async def _execute(
     ident: RunIdentity, inputs: RunInputs, db_url: str, store: ObjectStore, sink: StatusSink
 ) -> int:
+    stop = _stop_event()
+    # Joining the group blocks until every rank is there: off the loop, so SIGTERM still works.
+    comm = await asyncio.to_thread(connect, World.from_env(os.environ))
     engine = make_engine(db_url)
     try:
-        await upgrade(engine)
-        prefix = checkpoint_prefix(ident.namespace, ident.name)
-        checkpoints = CheckpointManager(store, prefix, inputs.config.checkpoint_retention)
-        run = TrainingRun(
-            ident, inputs, TrajectoryRepository(session_factory(engine)), checkpoints, sink, _stop_event()
+        if is_primary(comm):  # rank 0 alone writes to the database
+            await upgrade(engine)
+        return await _train(
+            ident, inputs, TrajectoryRepository(session_factory(engine)), store, sink, stop, comm
         )
-        try:
-            outcome = await run.run()
-        except Exception as exc:
-            log.exception("training failed")
-            await run.report_failure(f"{type(exc).__name__}: {exc}")
-            return EXIT_CODES[TrainerState.FAILED]
-        return EXIT_CODES[outcome]
     finally:
         await engine.dispose()
+        comm.close()
+
+
+async def _train(
+    ident: RunIdentity,
+    inputs: RunInputs,
+    repo: TrajectoryRepository,
+    store: ObjectStore,
+    sink: StatusSink,
+    stop: asyncio.Event,
+    comm: Collective,
+) -> int:
+    prefix = checkpoint_prefix(ident.namespace, ident.name)
+    checkpoints = CheckpointManager(store, prefix, inputs.config.checkpoint_retention)
+    run = TrainingRun(ident, inputs, repo, checkpoints, sink, stop, comm)
+    try:
+        outcome = await run.run()
+    except PeerLost as exc:  # not this rank's failure: the group restarts from the checkpoint
+        log.error("%s; exiting so the group restarts from its newest checkpoint", exc)
+        return PEER_LOST_EXIT_CODE
+    except Exception as exc:
+        log.exception("training failed")
+        await run.report_failure(f"{type(exc).__name__}: {exc}")
+        return EXIT_CODES[TrainerState.FAILED]
+    return EXIT_CODES[outcome]
 
 
 async def _in_cluster() -> int:

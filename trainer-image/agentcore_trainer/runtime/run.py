@@ -24,6 +24,7 @@ from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.cost import DEFAULT_PRICES, CostMeter, compute_cost, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
 from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore_trainer.distributed import SINGLE, Collective, is_primary
 from agentcore_trainer.runtime.backends import (
     Backend,
     RunShape,
@@ -78,9 +79,13 @@ class TrainingRun:
         checkpoints: CheckpointManager,
         sink: StatusSink,
         stop: asyncio.Event,
+        comm: Collective = SINGLE,
     ) -> None:
         self.ident, self.inputs, self.repo = ident, inputs, repo
         self.checkpoints, self.sink, self.stop = checkpoints, sink, stop
+        # With several ranks every one runs this loop in lockstep (same decisions from the same
+        # all-gathered reports); only rank 0 writes: trajectories, checkpoints, status.
+        self.comm, self.primary = comm, is_primary(comm)
         cfg = inputs.config
         self.meter = CostMeter(DEFAULT_PRICE)
         self.guard = BudgetGuard(
@@ -97,7 +102,8 @@ class TrainingRun:
         cfg = self.inputs.config
         outcome = TrainerState.COMPLETED
         while trainer.iteration < cfg.n_iterations:
-            if self.stop.is_set():
+            # SIGTERM to any rank stops them all at the same iteration boundary.
+            if await asyncio.to_thread(self.comm.any, self.stop.is_set()):
                 outcome = TrainerState.STOPPED
                 break
             if not self.guard.allows_next(self.meter.total):
@@ -105,11 +111,16 @@ class TrainingRun:
                 break
             await self._iteration(trainer)
         await self._finish(trainer, outcome)
+        # No rank leaves before rank 0 has checkpointed and reported: a rank that exited 0 early
+        # would leave a restarted rank 0 alone at the rendezvous.
+        await asyncio.to_thread(self.comm.barrier)
         return outcome
 
     async def _start(self) -> Backend:
         cfg = self.inputs.config
-        resumed = await asyncio.to_thread(self.checkpoints.latest_valid)
+        # Rank 0 picks the checkpoint and every rank starts from its bytes: the same state everywhere.
+        resumed = await asyncio.to_thread(self.checkpoints.latest_valid) if self.primary else None
+        resumed = await asyncio.to_thread(self.comm.broadcast, resumed)
         blob = None
         if resumed is not None:
             info, blob = resumed
@@ -119,7 +130,7 @@ class TrainingRun:
             self.last_checkpoint = info
             log.info("resuming from checkpoint %s at iteration %d", info.id, info.iteration)
         seed = cfg.seed if cfg.seed is not None else int(self.ident.job_id.replace("-", "")[:8], 16)
-        shape = RunShape(cfg, self.inputs.training, seed, self.ident.job_id, self.ident.namespace)
+        shape = RunShape(cfg, self.inputs.training, seed, self.ident.job_id, self.ident.namespace, self.comm)
         # Loading a language model takes seconds to minutes: off the event loop (signals still work).
         self.trainer = await asyncio.to_thread(make_backend, shape, blob)
         self.meter.price = self.trainer.price
@@ -135,9 +146,10 @@ class TrainingRun:
             int(report.metrics["input_tokens"]), int(report.metrics["output_tokens"]), device
         )
         self.guard.record(iteration_cost)
-        await self.repo.add_batch(
-            self._rows(report.trajectories, report.iteration, cfg.n_trajectories_per_query)
-        )
+        if self.primary:  # the report holds every rank's trajectories
+            await self.repo.add_batch(
+                self._rows(report.trajectories, report.iteration, cfg.n_trajectories_per_query)
+            )
         self._iteration_seconds.append(time.monotonic() - started)
         if self.inputs.evaluation and report.iteration % cfg.evaluation_interval == 0:
             self.validation = await asyncio.to_thread(self._validation_accuracy, trainer)
@@ -149,7 +161,7 @@ class TrainingRun:
         if self.last_checkpoint is None or self.last_checkpoint.iteration != trainer.iteration:
             await self._checkpoint(trainer)
         status: dict[str, Any] = {"trainer": self._trainer_report(outcome)}
-        if outcome == TrainerState.COMPLETED and self.inputs.evaluation:
+        if outcome == TrainerState.COMPLETED and self.inputs.evaluation and self.primary:
             status["evaluation"] = await asyncio.to_thread(self._final_evaluation, trainer)
         status.update(self._budget_fields())
         await self._report(trainer, status)
@@ -187,6 +199,8 @@ class TrainingRun:
         ]
 
     async def _checkpoint(self, trainer: Backend) -> None:
+        if not self.primary:
+            return
         blob = await asyncio.to_thread(trainer.checkpoint)
         extra = {
             "budget_warnings": sorted(self.guard.warned),
@@ -256,6 +270,8 @@ class TrainingRun:
         return report
 
     async def _report(self, trainer: Backend, status: dict[str, Any]) -> None:
+        if not self.primary:
+            return
         manifests = await asyncio.to_thread(self.checkpoints.manifests)
         status["checkpoints"] = [c.to_status() for c in manifests]
         best = max(
@@ -268,6 +284,8 @@ class TrainingRun:
         await self.sink.report(status)
 
     async def report_failure(self, error: str) -> None:
+        if not self.primary:
+            return
         await self.sink.report({"trainer": self._trainer_report(TrainerState.FAILED, error)})
 
 

@@ -1,5 +1,20 @@
 """The objects a TrainingJob owns: the trainer's ServiceAccount, Role, RoleBinding, Secret and
-batch/v1 Job. Pure functions from the TrainingJob to manifests."""
+batch/v1 Job, plus, for more than one worker, the headless Service of the Job's pods. Pure
+functions from the TrainingJob to manifests.
+
+Several workers (the Kubeflow Trainer torch pattern): an Indexed Job with completions =
+parallelism = workers; each pod's completion index is its torch.distributed RANK, and the headless
+Service plus the pods' ``subdomain`` give rank 0 the stable name
+``<job>-0.<service>.<namespace>.svc`` that every rank rendezvouses at (MASTER_ADDR:MASTER_PORT).
+
+Restarting the group cleanly: a rank that dies leaves the others inside (or before) a collective.
+gloo/NCCL raise at once when a peer's connection closes, and every collective also has a timeout
+(the trainer's, see runtime/distributed.py), so a survivor never hangs for ever; it exits with
+PEER_LOST_EXIT_CODE, which the podFailurePolicy ignores (it is not that rank's fault), while the
+rank that really failed is counted against backoffLimitPerIndex. maxFailedIndexes 0 fails the
+whole Job as soon as one rank has used up its retries. Every replacement pod resumes from the
+newest checkpoint that rank 0 wrote, so the whole group restarts together from the same state.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +33,11 @@ TRAINER_CONTAINER = "trainer"
 # The trainer exits with this code when it stopped early on SIGTERM after a checkpoint
 # (suspend, cancel, eviction): the Job's podFailurePolicy ignores it, so it costs no retry.
 STOPPED_EXIT_CODE = 143
+# A rank exits with this (EX_TEMPFAIL) when another rank of its group was lost: ignored by the
+# podFailurePolicy, so only the rank that failed uses up its retries.
+PEER_LOST_EXIT_CODE = 75
+MASTER_PORT = 29500  # torch.distributed's default; each pod (or loopback address) has its own
+RENDEZVOUS_PORT_NAME = "rendezvous"
 
 Obj = dict[str, Any]
 
@@ -47,6 +67,33 @@ def _meta(tj: TrainingJob, extra_labels: dict[str, str] | None = None) -> Obj:
             **(extra_labels or {}),
         },
         "ownerReferences": [owner_reference(tj)],
+    }
+
+
+def distributed(tj: TrainingJob) -> bool:
+    return tj.spec.workers > 1
+
+
+def master_addr(tj: TrainingJob) -> str:
+    """Rank 0's DNS name: the Indexed Job names pod i's host ``<job>-<i>``."""
+    return f"{child_name(tj)}-0.{child_name(tj)}.{tj.metadata.namespace}.svc"
+
+
+def headless_service(tj: TrainingJob) -> Obj:
+    """The Service that gives each worker pod a DNS name (``<host>.<service>.<ns>.svc``).
+
+    publishNotReadyAddresses: the names must resolve while the ranks rendezvous, before any of
+    them is Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(tj),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {LABEL_JOB_ID: tj.metadata.uid},
+            "ports": [{"name": RENDEZVOUS_PORT_NAME, "port": MASTER_PORT, "protocol": "TCP"}],
+        },
     }
 
 
@@ -141,9 +188,22 @@ def _container(tj: TrainingJob, config: OperatorConfig) -> Obj:
             "readOnlyRootFilesystem": True,
         },
     }
+    if distributed(tj):
+        container["env"] += _distributed_env(tj)
     if tj.spec.resources:
         container["resources"] = tj.spec.resources
     return container
+
+
+def _distributed_env(tj: TrainingJob) -> list[Obj]:
+    """torch.distributed's env:// variables; RANK is the pod's completion index."""
+    index_path = f"metadata.annotations['{labels.JOB_COMPLETION_INDEX}']"
+    return [
+        {"name": "MASTER_ADDR", "value": master_addr(tj)},
+        {"name": "MASTER_PORT", "value": str(MASTER_PORT)},
+        {"name": "WORLD_SIZE", "value": str(tj.spec.workers)},
+        {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": index_path}}},
+    ]
 
 
 def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
@@ -162,7 +222,26 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
         pod_spec["nodeSelector"] = tj.spec.node_selector
     if tj.spec.tolerations:
         pod_spec["tolerations"] = tj.spec.tolerations
+    if distributed(tj):
+        pod_spec["subdomain"] = child_name(tj)  # the headless Service's name
     return pod_spec
+
+
+def _ignored_exit_codes(tj: TrainingJob) -> list[int]:
+    # The apiserver wants the codes in ascending order.
+    return sorted({STOPPED_EXIT_CODE, PEER_LOST_EXIT_CODE}) if distributed(tj) else [STOPPED_EXIT_CODE]
+
+
+def _indexed(tj: TrainingJob) -> Obj:
+    """One pod per rank, retried per rank; the first rank out of retries fails the Job."""
+    workers = tj.spec.workers
+    return {
+        "completionMode": "Indexed",
+        "completions": workers,
+        "parallelism": workers,
+        "backoffLimitPerIndex": tj.spec.backoff_limit,
+        "maxFailedIndexes": 0,
+    }
 
 
 def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
@@ -170,7 +249,6 @@ def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
     user_labels = dict(spec.labels or {})
     pod_labels = {**user_labels, LABEL_TRAININGJOB: name_label(tj), LABEL_JOB_ID: meta.uid}
     job_spec: Obj = {
-        "backoffLimit": spec.backoff_limit,
         # With Kueue the Job starts suspended and Kueue admits it; otherwise it follows spec.suspend.
         "suspend": spec.suspend or kueue_managed(tj),
         "podFailurePolicy": {
@@ -180,7 +258,7 @@ def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
                     "onExitCodes": {
                         "containerName": TRAINER_CONTAINER,
                         "operator": "In",
-                        "values": [STOPPED_EXIT_CODE],
+                        "values": _ignored_exit_codes(tj),
                     },
                 }
             ]
@@ -190,6 +268,8 @@ def job(tj: TrainingJob, config: OperatorConfig) -> Obj:
             "spec": _pod_spec(tj, config),
         },
     }
+    # Several ranks: retries are counted per index (backoffLimit then defaults to unlimited).
+    job_spec.update(_indexed(tj) if distributed(tj) else {"backoffLimit": spec.backoff_limit})
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:

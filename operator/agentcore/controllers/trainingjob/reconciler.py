@@ -28,13 +28,13 @@ from agentcore.api.training import (
 from agentcore.api.training import TrainingReason as Reason
 from agentcore.controllers.common.cache import Store
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import ChildConflict, create_workload
+from agentcore.controllers.common.create import ChildConflict, create_or_get, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, count_queries, unlabelled_secret, usable_secret
-from agentcore.kube.client import JOBS, SECRETS, ApiError, KubeClient, Resource
+from agentcore.kube.client import JOBS, SECRETS, SERVICES, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
 
 log = logging.getLogger("agentcore.operator")
@@ -267,6 +267,8 @@ class TrainingJobReconciler:
             children.role_binding(tj),
             children.secret(tj, self.config),
         ]
+        if children.distributed(tj):  # the ranks' DNS names exist before their pods do
+            await create_or_get(self.kube, SERVICES, children.headless_service(tj), ns)
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
         raw = await create_workload(self.kube, ns, access, children.job(tj, self.config))
         job = BatchJob.model_validate(raw)

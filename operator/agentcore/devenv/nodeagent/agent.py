@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ import yaml
 
 from agentcore.devenv.binaries import cache_root
 from agentcore.devenv.nodeagent.images import ImageEntry
+from agentcore.devenv.nodeagent.network import PodNetwork
 from agentcore.devenv.nodeagent.podenv import container_env
 from agentcore.devenv.nodeagent.runner import PodRunner
 from agentcore.devenv.nodeagent.status import node_status, now
@@ -54,6 +56,9 @@ class NodeAgent:
             **(labels or {}),
         }
         self.runners: dict[str, PodRunner] = {}
+        # One hosts-file block per agent process: parallel test sessions each run their own agent.
+        instance = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+        self.network = PodNetwork(f"{name}/{instance}")
         self._deleting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -69,6 +74,7 @@ class NodeAgent:
 
     async def shutdown(self) -> None:
         await asyncio.gather(*(r.terminate(5) for r in self.runners.values()), return_exceptions=True)
+        await asyncio.to_thread(self.network.close)
 
     # -- node ----------------------------------------------------------------------------------
     async def register(self) -> None:
@@ -147,6 +153,7 @@ class NodeAgent:
             runner = self.runners.pop(key, None)
             if runner:
                 self._spawn(runner.terminate(0))
+            self._spawn(asyncio.to_thread(self.network.detach, key))
             return
         if not node:
             if spec.get("schedulerName", "default-scheduler") == "default-scheduler" and not meta.get(
@@ -216,8 +223,14 @@ class NodeAgent:
         self._spawn(self._prepare_and_start(runner, pod, pod_dir))
 
     async def _prepare_and_start(self, runner: PodRunner, pod: dict[str, Any], pod_dir: Path) -> None:
+        # The pod's names resolve before its processes start (they may rendezvous at once).
+        runner.pod_ip = await asyncio.to_thread(self.network.attach, pod)
+        pod.setdefault("status", {})["podIP"] = runner.pod_ip  # what fieldRef status.podIP reads
         runner.base_env = await self._base_env(pod, pod_dir)
         runner.start()
+        uid = pod["metadata"]["uid"]
+        if runner.task is not None:  # a finished pod gives its address back, as a kubelet does
+            runner.task.add_done_callback(lambda _: self._spawn(asyncio.to_thread(self.network.detach, uid)))
 
     def _reporter(self, pod: dict[str, Any]) -> Any:
         meta = pod["metadata"]
@@ -244,7 +257,7 @@ class NodeAgent:
                 [str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]
             ),
             "HOME": str(pod_dir),
-            "HOSTNAME": pod["metadata"]["name"],
+            "HOSTNAME": pod["spec"].get("hostname") or pod["metadata"]["name"],
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
         }

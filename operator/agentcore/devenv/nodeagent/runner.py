@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcore.devenv.nodeagent.images import ImageEntry, ImageNotFound, resolve
+from agentcore.devenv.nodeagent.network import NODE_IP
 from agentcore.devenv.nodeagent.podenv import EnvError
 from agentcore.devenv.nodeagent.status import ContainerState, now, pod_conditions
 from agentcore.devenv.procs import _die_with_parent
@@ -50,6 +51,7 @@ class PodRunner:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._terminating = False
         self.task: asyncio.Task[None] | None = None
+        self.pod_ip = NODE_IP  # its own loopback address when it has DNS names (see network.py)
 
     @staticmethod
     def _state(container: dict[str, Any], pod: dict[str, Any], key: str) -> ContainerState:
@@ -182,9 +184,9 @@ class PodRunner:
         status: dict[str, Any] = {
             "phase": self.phase(final),
             "conditions": pod_conditions(ready and not final, initialized),
-            "hostIP": "127.0.0.1",
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
+            "hostIP": NODE_IP,
+            "podIP": self.pod_ip,
+            "podIPs": [{"ip": self.pod_ip}],
             "startTime": self.start_time,
             "containerStatuses": [s.to_status() for s in self.main],
         }

@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from agentcore.api import MIN_TRAINING_QUERIES, GRPOConfig, TrainingQuery, Webhook
-from agentcore.api.training import LABEL_VALUE_PATTERN
+from agentcore.api.training import LABEL_VALUE_PATTERN, Workers, check_workers
 from agentcore_sdk.models import (
     CancelResult,
     EvaluateResult,
@@ -65,11 +65,27 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StartGrpoConfig(GRPOConfig):
+    """The spec's GRPOConfig plus the run's shape, which the resource keeps beside its config
+    (``config.workers`` here is ``spec.workers`` there: the same field definition, `Workers`)."""
+
+    workers: Workers = 1
+
+    @model_validator(mode="after")
+    def _workers_fit_the_batch(self) -> StartGrpoConfig:
+        check_workers(self.workers, self.batch_size)
+        return self
+
+    def grpo(self) -> GRPOConfig:
+        """The TrainingJob's spec.config: everything but the run's shape."""
+        return GRPOConfig.model_validate(self.model_dump(exclude={"workers"}))
+
+
 class StartGrpoParams(Params):
     """Start a new GRPO training job."""
 
     agent_id: AgentId
-    config: GRPOConfig = Field(description="Training configuration.")
+    config: StartGrpoConfig = Field(description="Training configuration.")
     training_data: list[TrainingQuery] = Field(
         min_length=MIN_TRAINING_QUERIES, description=f"Training queries (min {MIN_TRAINING_QUERIES})."
     )

@@ -185,7 +185,8 @@ class TrainingService:
                 },
                 spec=TrainingJobSpec(
                     agent_id=p.agent_id,
-                    config=p.config,
+                    config=p.config.grpo(),
+                    workers=p.config.workers,
                     training_data=TrainingDataSource(**training),
                     evaluation_data=DataSource(**evaluation) if evaluation else None,
                     webhooks=p.webhooks,

@@ -77,3 +77,59 @@ def test_role_is_scoped_to_this_job_and_its_data():
 def test_defaults_come_from_the_model():
     job = children.job(trainingjob(), OperatorConfig())
     assert job["spec"]["backoffLimit"] == 3 and "activeDeadlineSeconds" not in job["spec"]
+
+
+def _env(job: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_one_worker_keeps_the_plain_job():
+    job = children.job(trainingjob(), OperatorConfig())
+    spec = job["spec"]
+    assert "completionMode" not in spec and "parallelism" not in spec and "backoffLimitPerIndex" not in spec
+    assert spec["backoffLimit"] == 3
+    assert "subdomain" not in spec["template"]["spec"]
+    assert not {"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"} & set(_env(job))
+
+
+def test_workers_make_an_indexed_job_with_torch_distributed_env():
+    tj = trainingjob(workers=4, backoffLimit=2, resources={"limits": {"nvidia.com/gpu": 1}})
+    job = children.job(tj, OperatorConfig())
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == 4
+    assert spec["backoffLimitPerIndex"] == 2 and spec["maxFailedIndexes"] == 0
+    assert "backoffLimit" not in spec  # defaults to unlimited: retries are counted per rank
+    assert pod["subdomain"] == "tj-trainer"
+    assert pod["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": 1}}  # per worker
+    env = _env(job)
+    assert env["MASTER_ADDR"]["value"] == "tj-trainer-0.tj-trainer.team-a.svc"
+    assert env["MASTER_PORT"]["value"] == str(children.MASTER_PORT)
+    assert env["WORLD_SIZE"]["value"] == "4"
+    assert env["RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
+    codes = spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
+    assert codes == [children.PEER_LOST_EXIT_CODE, children.STOPPED_EXIT_CODE]  # ascending, as required
+
+
+def test_kueue_label_stays_on_the_indexed_job():
+    job = children.job(trainingjob(workers=2, labels={"kueue.x-k8s.io/queue-name": "q"}), OperatorConfig())
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
+    assert job["spec"]["suspend"] is True  # Kueue admits all ranks at once
+
+
+def test_headless_service_selects_this_jobs_pods():
+    tj = trainingjob(workers=2)
+    svc = children.headless_service(tj)
+    assert svc["metadata"]["name"] == "tj-trainer"
+    assert svc["metadata"]["ownerReferences"][0]["uid"] == "uid-1"  # deleted with the TrainingJob
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    pod_labels = children.job(tj, OperatorConfig())["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_trainer_and_the_job_agree_on_the_peer_lost_exit_code():
+    from agentcore_trainer import distributed
+
+    assert distributed.PEER_LOST_EXIT_CODE == children.PEER_LOST_EXIT_CODE

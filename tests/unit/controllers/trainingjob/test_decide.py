@@ -181,3 +181,20 @@ def test_status_patch_holds_only_changed_operator_fields():
     assert patch["phase"] == "Running" and not {"costUsd", "currentIteration"} & set(patch)
     again = decide(trainingjob(out(first)), job(active=1, ready=1), None, NOW)
     assert status_patch(trainingjob(out(first)).status, again.status) == {}
+
+
+def test_indexed_job_with_one_rank_done_is_still_running():
+    """Rank 1 exits 0 before rank 0 has evaluated: the Job (and the TrainingJob) is not done yet."""
+    tj = trainingjob({"phase": "Running", "trainer": {"state": "Completed"}}, workers=2)
+    decision = decide(tj, job(active=1, ready=1, succeeded=1), None, NOW)
+    assert out(decision)["phase"] == "Running"
+
+
+def test_indexed_job_out_of_retries_fails_with_the_jobs_reason():
+    failed = [
+        {"type": "Failed", "status": "True", "reason": "FailedIndexes", "message": "Job has failed indexes"}
+    ]
+    tj = trainingjob({"phase": "Running", "trainer": {"state": "Running"}}, workers=2)
+    decision = decide(tj, job(conditions=failed, failed=4), None, NOW)
+    status = out(decision)
+    assert status["phase"] == "Failed" and status["reason"] == "FailedIndexes"

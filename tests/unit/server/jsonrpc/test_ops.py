@@ -124,10 +124,11 @@ async def test_discover_is_an_openrpc_document(api: Api) -> None:
     assert params["agent_id"]["required"] and params["training_data"]["required"]
     assert not params["evaluation_data"]["required"]
     assert params["config"]["schema"] == {
-        "$ref": "#/components/schemas/GRPOConfig",
+        "$ref": "#/components/schemas/StartGrpoConfig",
         "description": "Training configuration.",
     }
-    grpo = doc["components"]["schemas"]["GRPOConfig"]["properties"]
+    grpo = doc["components"]["schemas"]["StartGrpoConfig"]["properties"]
+    assert grpo["workers"]["minimum"] == 1 and grpo["workers"]["default"] == 1
     assert grpo["n_iterations"]["minimum"] == 1 and grpo["n_iterations"]["maximum"] == 10000  # snake_case
     assert start["x-permission"] == "training:start"
     assert {e["code"] for e in start["errors"]} >= {errors.BUDGET_EXCEEDED, errors.VALIDATION_FAILED}

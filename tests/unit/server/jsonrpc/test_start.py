@@ -211,3 +211,20 @@ async def test_a_webhook_without_secret_ref_is_refused(api: Api) -> None:
     error = await api.error("training.start_grpo", {**SPEC_EXAMPLE, "webhooks": [hook]})
     assert error["code"] == errors.INVALID_PARAMS
     assert "secret_ref" in error["data"]["field"]
+
+
+async def test_config_workers_become_spec_workers(api: Api) -> None:
+    result = await api.result(
+        "training.start_grpo", {"agent_id": "a", "config": {"workers": 4}, "training_data": queries(100)}
+    )
+    spec = api.kube.find(result["job_id"])["spec"]
+    assert spec["workers"] == 4 and "workers" not in spec["config"]
+
+
+@pytest.mark.parametrize("workers", [0, 65])
+async def test_workers_out_of_range_name_the_field(api: Api, workers: int) -> None:
+    error = await api.error(
+        "training.start_grpo", {**SPEC_EXAMPLE, "config": {**SPEC_EXAMPLE["config"], "workers": workers}}
+    )
+    assert error["code"] == errors.INVALID_REQUEST
+    assert error["data"]["field"] == "workers"
