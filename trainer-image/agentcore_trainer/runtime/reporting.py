@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any, Protocol
 
+import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from agentcore.kube.client import TRAININGJOB_RESOURCE, ApiError, KubeClient
@@ -43,7 +44,7 @@ class KubeStatusSink:
                     await self.kube.patch(
                         TRAININGJOB_RESOURCE, self.name, {"status": status}, self.namespace, sub="status"
                     )
-        except (TimeoutError, ApiError, OSError) as exc:
+        except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
             if not _transient(exc):
                 raise  # not transient: a schema or permission problem to surface
             log.error("giving up on a status report after %d attempts: %s", self.attempts, exc)
@@ -52,7 +53,9 @@ class KubeStatusSink:
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, ApiError):
         return exc.status not in (400, 403, 404, 422)
-    return isinstance(exc, TimeoutError | OSError)
+    # A restarting apiserver drops connections mid-request: ServerDisconnectedError and
+    # ClientPayloadError are aiohttp.ClientErrors but not OSErrors, and must not fail the run.
+    return isinstance(exc, TimeoutError | OSError | aiohttp.ClientError)
 
 
 class ConsoleStatusSink:

@@ -95,6 +95,10 @@ class TrainingRun:
         self.last_checkpoint: CheckpointInfo | None = None
         self.validation: float | None = None
         self._iteration_seconds: list[float] = []
+        # The checkpoints as last read from the object store. This run is their only writer, so
+        # they change only when it saves one: re-read then, not on every report (a LIST and a GET
+        # per manifest each iteration was most of an iteration's cost with small batches).
+        self._manifests: list[CheckpointInfo] | None = None
 
     # -- driver ------------------------------------------------------------------------------------
     async def run(self) -> TrainerState:
@@ -210,6 +214,7 @@ class TrainingRun:
             self.checkpoints.save, blob, trainer.iteration, str(self.meter.total), self.validation, extra,
             trainer.checkpoint_suffix,
         )  # fmt: skip
+        self._manifests = None  # retention may have pruned others too
 
     def _eval_queries(self) -> list[dict[str, Any]]:
         return self.inputs.evaluation[:MAX_EVAL_QUERIES]
@@ -272,7 +277,9 @@ class TrainingRun:
     async def _report(self, trainer: Backend, status: dict[str, Any]) -> None:
         if not self.primary:
             return
-        manifests = await asyncio.to_thread(self.checkpoints.manifests)
+        if self._manifests is None:
+            self._manifests = await asyncio.to_thread(self.checkpoints.manifests)
+        manifests = self._manifests
         status["checkpoints"] = [c.to_status() for c in manifests]
         best = max(
             (c for c in manifests if c.validation_score is not None),

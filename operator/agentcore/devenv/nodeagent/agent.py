@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from agentcore.devenv.binaries import cache_root
 from agentcore.devenv.nodeagent.images import ImageEntry
@@ -33,6 +35,25 @@ log = logging.getLogger("agentcore.nodeagent")
 
 LEASE_SECONDS = 40
 RENEW_EVERY = 10.0
+# How long a pod status report or token request keeps retrying through an apiserver outage: a lost
+# "Succeeded" would leave the pod's Job running forever, as a kubelet that gave up would.
+RETRY_FOR_SECONDS = 180.0
+
+
+def transient(exc: BaseException) -> bool:
+    """The apiserver is restarting or overloaded: worth another attempt."""
+    if isinstance(exc, ApiError):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, TimeoutError | OSError | aiohttp.ClientError)
+
+
+def retrying() -> AsyncRetrying:
+    return AsyncRetrying(
+        stop=stop_after_delay(RETRY_FOR_SECONDS),
+        wait=wait_exponential_jitter(initial=0.2, max=5),
+        retry=retry_if_exception(transient),
+        reraise=True,
+    )
 
 
 class NodeAgent:
@@ -131,18 +152,20 @@ class NodeAgent:
     # -- pods ----------------------------------------------------------------------------------
     async def _watch_pods(self) -> None:
         while True:
-            listing = await self.client.list(PODS)
-            for pod in listing.get("items", []):
-                await self._handle(pod)
-            rv = listing["metadata"]["resourceVersion"]
+            # The list is inside the try: a kube-apiserver restarting refuses it for a while, and
+            # drops a watch with errors that are not OSErrors (ServerDisconnectedError).
             try:
+                listing = await self.client.list(PODS)
+                for pod in listing.get("items", []):
+                    await self._handle(pod)
+                rv = listing["metadata"]["resourceVersion"]
                 async for event in self.client.watch(PODS, resource_version=rv):
                     if event["type"] == "ERROR":
                         break
                     if event["type"] != "BOOKMARK":
                         await self._handle(event["object"], deleted=event["type"] == "DELETED")
-            except (TimeoutError, ApiError, OSError) as exc:
-                log.warning("pod watch ended (%s); relisting", exc)
+            except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
+                log.warning("pod watch ended (%s: %s); relisting", type(exc).__name__, exc)
                 await asyncio.sleep(1)
 
     async def _handle(self, pod: dict[str, Any], deleted: bool = False) -> None:
@@ -239,9 +262,11 @@ class NodeAgent:
         async def report(status: dict[str, Any]) -> None:
             async with lock:
                 try:
-                    await self.client.patch(
-                        PODS, meta["name"], {"status": status}, meta["namespace"], sub="status"
-                    )
+                    async for attempt in retrying():
+                        with attempt:
+                            await self.client.patch(
+                                PODS, meta["name"], {"status": status}, meta["namespace"], sub="status"
+                            )
                 except ApiError as exc:
                     if exc.status != 404:
                         raise
@@ -290,9 +315,11 @@ class NodeAgent:
             },
         }
         try:
-            token = await self.client.create(
-                SERVICEACCOUNTS, request, meta["namespace"], name=sa, sub="token"
-            )
+            async for attempt in retrying():
+                with attempt:
+                    token = await self.client.create(
+                        SERVICEACCOUNTS, request, meta["namespace"], name=sa, sub="token"
+                    )
         except ApiError as exc:
             log.warning("no token for service account %s/%s: %s", meta["namespace"], sa, exc)
             return {}

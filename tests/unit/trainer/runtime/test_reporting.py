@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from agentcore.kube.client import ApiError
@@ -32,6 +33,13 @@ async def test_transient_failures_are_retried() -> None:
     kube = FlakyKube(ApiError(500, {"message": "etcd"}), TimeoutError())
     await sink(kube).report({"currentIteration": 3})
     assert len(kube.patches) == 3 and kube.patches[-1] == {"status": {"currentIteration": 3}}
+
+
+async def test_a_restarting_apiserver_dropping_the_connection_is_retried() -> None:
+    # What a kube-apiserver restart looks like to aiohttp (the chaos suite found the trainer failing).
+    kube = FlakyKube(aiohttp.ServerDisconnectedError(), aiohttp.ClientPayloadError("cut"))
+    await sink(kube).report({"currentIteration": 4})
+    assert len(kube.patches) == 3
 
 
 async def test_a_schema_or_permission_error_is_raised_at_once() -> None:
