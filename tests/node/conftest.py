@@ -17,7 +17,7 @@ import pytest
 
 from agentcore.devenv.controlplane import ControlPlane
 from agentcore.devenv.node.images import OciArchive, busybox_image
-from agentcore.devenv.node.realnode import RealNode
+from agentcore.devenv.node.realnode import RealNode, apiserver_flags, primary_address
 from agentcore.devenv.procs import wait_until
 
 # Another run of this suite on the machine holds the node lock until it ends.
@@ -41,7 +41,11 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     started = time.monotonic()
-    with ControlPlane() as cp, RealNode(cp, name="agentcore-real-node", lock_timeout=LOCK_TIMEOUT) as node:
+    flags = apiserver_flags(primary_address())
+    with (
+        ControlPlane(extra_apiserver_flags=flags) as cp,
+        RealNode(cp, name="agentcore-real-node", lock_timeout=LOCK_TIMEOUT) as node,
+    ):
         image = busybox_image()
         node.import_image(image)
         yield Cluster(cp, node, image, time.monotonic() - started)

@@ -306,3 +306,31 @@ def test_pods_reach_each_other_through_a_service(cluster: Cluster, ns: str) -> N
             break
         time.sleep(1)
     assert via_service is not None and via_service.stdout.rstrip().endswith("web"), via_service
+
+
+def test_pods_reach_the_apiserver_through_its_service(cluster: Cluster, ns: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "caller"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": cluster.busybox.ref,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }
+            ]
+        },
+    }
+    apply(cluster, ns, pod)
+    wait_ready(cluster, ns, "caller")
+    # What in-cluster clients use: the env kubelet injects, then TCP through kube-proxy's DNAT.
+    env = exec_in(
+        cluster, ns, "caller", "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+    ).stdout.strip()
+    assert env == "10.0.0.1:443", env
+    # Plain HTTP to the TLS port: Go's TLS server (the apiserver) answers with this very message.
+    reached = exec_in(cluster, ns, "caller", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.0.0.1 443")
+    assert "Client sent an HTTP request to an HTTPS server" in reached.stdout, reached

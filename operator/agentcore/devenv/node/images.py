@@ -65,13 +65,15 @@ def buildah_argv(*args: str) -> list[str]:
     ]
 
 
-def scratch_image(ref: str, rootfs: Path, entrypoint: Sequence[str], out: Path) -> None:
+def scratch_image(ref: str, rootfs: Path, entrypoint: Sequence[str], out: Path, cmd: str = "") -> None:
     """`rootfs`'s tree as the only layer of a new image `ref`, written to the OCI archive `out`."""
     container = _run(buildah_argv("from", "scratch"), "buildah from scratch")
     try:
         _run(buildah_argv("copy", container, f"{rootfs}/.", "/"), "buildah copy")
-        entry = "[" + ", ".join(f'"{part}"' for part in entrypoint) + "]"
-        _run(buildah_argv("config", "--entrypoint", entry, container), "buildah config")
+        config = ["--cmd", cmd] if cmd else []
+        if entrypoint:
+            config += ["--entrypoint", "[" + ", ".join(f'"{part}"' for part in entrypoint) + "]"]
+        _run(buildah_argv("config", *config, container), "buildah config")
         _run(buildah_argv("commit", "--rm", container, ref), "buildah commit")
     except BaseException:
         subprocess.run(buildah_argv("rm", container), capture_output=True)
@@ -85,6 +87,13 @@ def save(ref: str, out: Path) -> None:
     partial.unlink(missing_ok=True)
     _run(buildah_argv("push", ref, f"oci-archive:{partial}:{ref}"), "buildah push")
     partial.replace(out)
+
+
+def in_storage(image: OciArchive) -> None:
+    """Make sure buildah's storage holds `image` (a `FROM` needs it there), from its archive."""
+    present = subprocess.run(buildah_argv("inspect", "--type", "image", image.ref), capture_output=True)
+    if present.returncode != 0:
+        _run(buildah_argv("pull", f"oci-archive:{image.path}"), "buildah pull")
 
 
 def pause_image() -> OciArchive:

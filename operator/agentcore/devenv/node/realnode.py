@@ -46,6 +46,21 @@ def primary_address() -> str:
             raise BinaryError(f"the host has no IPv4 default route for kubelet's node IP: {exc}") from exc
 
 
+def apiserver_flags(node_ip: str) -> tuple[str, ...]:
+    """`ControlPlane(extra_apiserver_flags=...)` for a control plane whose pods run on a real node:
+    pods reach the apiserver through the `kubernetes` Service (10.0.0.1), whose endpoint the
+    apiserver then keeps at `node_ip`, so it must listen there too (it still needs a client
+    certificate or token for anything, as on any cluster)."""
+    return (
+        "--bind-address",
+        "0.0.0.0",
+        "--advertise-address",
+        node_ip,
+        "--endpoint-reconciler-type",
+        "lease",
+    )
+
+
 class MachineLock:
     """An exclusive flock on LOCK_FILE, waited for up to `timeout` seconds."""
 
