@@ -50,7 +50,7 @@ log = logging.getLogger("agentcore.binaries")
 BUILD_ESTIMATES = {
     "etcd": 111.0,
     "kubernetes": 466.0,
-    "kubernetes-node": 420.0,
+    "kubernetes-node": 900.0,
     "minio": 540.0,
     "helm": 204.0,
     "kubeconform": 30.0,

@@ -56,7 +56,7 @@ TARGETS = ("operator", "trainer")
 
 def debian_mirror() -> str:
     """The mirror apt already uses on this machine (deb822 or one-line sources)."""
-    sources = sorted(Path("/etc/apt/sources.list.d").glob("*")) + [Path("/etc/apt/sources.list")]
+    sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]
     for path in sources:
         if not path.is_file():
             continue
@@ -85,28 +85,31 @@ def base_image() -> OciArchive:
     if shutil.which("debootstrap") is None:
         raise BinaryError("debootstrap not found: run scripts/bootstrap (it installs Debian's debootstrap)")
     image.path.parent.mkdir(parents=True, exist_ok=True)
-    with progress(f"the base image {image.ref} (debootstrap {SUITE})", 120.0):
-        with tempfile.TemporaryDirectory(prefix="agentcore-base-", dir=images_dir()) as tmp:
-            root = Path(tmp) / "rootfs"
-            _run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    f"--include={','.join(BASE_PACKAGES)}",
-                    SUITE,
-                    str(root),
-                    mirror,
-                ],
+    what = f"the base image {image.ref} (debootstrap {SUITE})"
+    with (
+        progress(what, 120.0),
+        tempfile.TemporaryDirectory(prefix="agentcore-base-", dir=images_dir()) as tmp,
+    ):
+        root = Path(tmp) / "rootfs"
+        _run(
+            [
                 "debootstrap",
-                timeout=1800,
-            )
-            if ca:
-                (root / HOST_CA_BUNDLE.relative_to("/")).write_bytes(ca)
-            for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                for entry in (root / junk).glob("*"):
-                    if entry.is_file():
-                        entry.unlink()
-            scratch_image(image.ref, root, [], image.path, cmd="python3")
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(root),
+                mirror,
+            ],
+            "debootstrap",
+            timeout=1800,
+        )
+        if ca:
+            (root / HOST_CA_BUNDLE.relative_to("/")).write_bytes(ca)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for entry in (root / junk).glob("*"):
+                if entry.is_file():
+                    entry.unlink()
+        scratch_image(image.ref, root, [], image.path, cmd="python3")
     return image
 
 
@@ -160,6 +163,9 @@ def product_image(target: str, extras: str = "") -> OciArchive:
     with progress(f"the {target} image {image.ref} (buildah bud)", 300.0):
         _run(argv, f"buildah bud --target {target}", timeout=3600)
         save(image.ref, image.path)
+    for old in image.path.parent.glob(f"agentcore-{target}-*.tar"):
+        if old != image.path:  # an archive of older sources: ~250 MB each
+            old.unlink(missing_ok=True)
     return image
 
 
