@@ -54,9 +54,10 @@ CONTEXT = (
 TARGETS = ("operator", "trainer")
 
 
-def debian_mirror() -> str:
+def debian_mirror(sources: list[Path] | None = None) -> str:
     """The mirror apt already uses on this machine (deb822 or one-line sources)."""
-    sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]
+    if sources is None:
+        sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]
     for path in sources:
         if not path.is_file():
             continue
