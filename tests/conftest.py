@@ -32,6 +32,13 @@ REPO = Path(__file__).resolve().parent.parent
 NODE_NAME = "agentcore-test-node"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml, whose hash keys the cached venv.
+    config.addinivalue_line(
+        "markers", "node: runs pods on the real node (kubelet + containerd, needs root; tests/node)"
+    )
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     with ControlPlane() as cp:

@@ -69,13 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--postgres", action="store_true", help="also start a local PostgreSQL")
     dev.add_argument("--s3", action="store_true", help="also start a local S3 server (MinIO)")
     dev.add_argument("--node-name", default="agentcore-dev")
+    dev.add_argument(
+        "--runtime",
+        choices=("node-agent", "containerd"),
+        default="node-agent",
+        help="node-agent: containers as host processes (fast, the default); containerd: a real "
+        "kubelet + containerd node that runs images (root; see README, 'The real node')",
+    )
     dev.add_argument("--once", action="store_true", help="start, report, then stop (for smoke tests)")
     dev.add_argument("--examples", action="store_true", help="apply examples/trainingjob.yaml once up")
     dev.add_argument("--api-port", type=int, default=8080, help="API server port (0: any free port)")
     dev.set_defaults(func=_cmd_dev)
 
-    setup = sub.add_parser("setup", help="build/cache the control-plane and MinIO binaries")
+    setup = sub.add_parser("setup", help="build/cache the control-plane, real-node and MinIO binaries")
     setup.add_argument("--no-minio", action="store_true")
+    setup.add_argument("--no-node", action="store_true", help="skip kubelet, kube-proxy, kube-scheduler")
     setup.add_argument("--quiet", action="store_true", help="print only builds and errors (bootstrap)")
     setup.set_defaults(func=_cmd_setup)
 

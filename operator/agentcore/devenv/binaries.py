@@ -1,5 +1,5 @@
-"""Locate or build the control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl)
-and the test S3 server (MinIO).
+"""Locate or build the control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl),
+the real node's binaries (kubelet, kube-proxy, kube-scheduler) and the test S3 server (MinIO).
 
 Order of preference, as controller-runtime's envtest does it: ``KUBEBUILDER_ASSETS``; else what is
 cached under ``~/.cache/agentcore``; else the official release binaries when their download location
@@ -38,13 +38,23 @@ MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_MODULE = "github.com/minio/minio"
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+# The real node (`agentcore dev --runtime containerd`, tests/node): built from the same module
+# version as the control plane, so kubelet and apiserver never skew.
+NODE_COMMANDS = ("kubelet", "kube-proxy", "kube-scheduler")
 K8S_RELEASE_URL = "https://dl.k8s.io/release"
 ETCD_RELEASE_URL = "https://github.com/etcd-io/etcd/releases/download"
 
 log = logging.getLogger("agentcore.binaries")
 
 # Cold build times measured on this project's 2-core machines, for the progress lines.
-BUILD_ESTIMATES = {"etcd": 111.0, "kubernetes": 466.0, "minio": 540.0, "helm": 204.0, "kubeconform": 30.0}
+BUILD_ESTIMATES = {
+    "etcd": 111.0,
+    "kubernetes": 466.0,
+    "kubernetes-node": 900.0,
+    "minio": 540.0,
+    "helm": 204.0,
+    "kubeconform": 30.0,
+}
 HEARTBEAT_SECONDS = 60.0
 
 
@@ -234,11 +244,13 @@ def _download_or_build(
     return build()
 
 
-def build_kubernetes(version: str = KUBERNETES_VERSION) -> Path:
+def build_kubernetes(
+    version: str = KUBERNETES_VERSION, commands: tuple[str, ...] = K8S_COMMANDS, estimate: str = "kubernetes"
+) -> Path:
     dest = cache_root() / "k8s" / version
-    missing = {c: f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS if not (dest / c).exists()}
+    missing = {c: f"k8s.io/kubernetes/cmd/{c}" for c in commands if not (dest / c).exists()}
     if missing:
-        with progress(f"{', '.join(missing)} {version}", BUILD_ESTIMATES["kubernetes"]):
+        with progress(f"{', '.join(missing)} {version}", BUILD_ESTIMATES[estimate]):
             with tempfile.TemporaryDirectory() as tmp:
                 replaces = _staging_replaces(version, Path(tmp))
             lines = [f"require k8s.io/kubernetes {version}", *replaces]
@@ -314,6 +326,27 @@ def control_plane_binaries(build: bool = True) -> ControlPlaneBinaries:
         raise BinaryError(
             f"missing control-plane binaries: {', '.join(absent)}; run `agentcore setup` to build them"
         )
+    return bins
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    kubelet: Path
+    kube_proxy: Path
+    kube_scheduler: Path
+
+
+def node_binaries(build: bool = True) -> NodeBinaries:
+    """kubelet, kube-proxy and kube-scheduler of KUBERNETES_VERSION: `KUBEBUILDER_ASSETS` when it
+    holds them, else the cache, built from the Go modules when allowed and needed."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    directory = Path(assets) if assets else cache_root() / "k8s" / KUBERNETES_VERSION
+    if build and not assets:
+        directory = build_kubernetes(KUBERNETES_VERSION, NODE_COMMANDS, "kubernetes-node")
+    bins = NodeBinaries(directory / "kubelet", directory / "kube-proxy", directory / "kube-scheduler")
+    absent = [str(p) for p in vars(bins).values() if not p.exists()]
+    if absent:
+        raise BinaryError(f"missing node binaries: {', '.join(absent)}; run `agentcore setup --node`")
     return bins
 
 

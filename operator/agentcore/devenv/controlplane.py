@@ -108,6 +108,11 @@ class ControlPlane:
         )
         self.serving = self.ca.issue("apiserver", "kube-apiserver", hosts=hosts, server=True)
         self.admin = self.ca.issue("admin", "agentcore-admin", org="system:masters")
+        # What the apiserver shows a kubelet for `kubectl logs/exec` (the real node's kubelet
+        # accepts this CA's clients).
+        self.kubelet_client = self.ca.issue(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters"
+        )
         self.sa = service_account_keys(pki)
 
     def _start_etcd(self) -> None:
@@ -166,6 +171,13 @@ class ControlPlane:
             "--allow-privileged=true",
             "--endpoint-reconciler-type",
             "none",
+            "--kubelet-client-certificate",
+            str(self.kubelet_client.cert),
+            "--kubelet-client-key",
+            str(self.kubelet_client.key),
+            # A node's Hostname address is its name, which does not resolve here.
+            "--kubelet-preferred-address-types",
+            "InternalIP",
             *self._extra_flags,
         ]
         proc = self._spawn("kube-apiserver", argv)

@@ -28,6 +28,10 @@ def run_setup(args: argparse.Namespace) -> int:
         bins = binaries.control_plane_binaries(build=True)
         if not quiet:
             print(f"control plane binaries: {bins.kube_apiserver.parent} (etcd: {bins.etcd})")
+        if not getattr(args, "no_node", False):
+            node = binaries.node_binaries(build=True)
+            if not quiet:
+                print(f"real node binaries: {node.kubelet.parent}")
         minio = None if args.no_minio else binaries.minio_binary(build=True)
         if minio and not quiet:
             print(f"minio: {minio}")
@@ -96,11 +100,8 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
     kubeconfig = state / "kubeconfig"
     kubeconfig.write_text(cp.kubeconfig.read_text())
     kubeconfig.chmod(0o600)
-    agent = start_node_agent(kubeconfig, state / "node", args.node_name)
-    stack.callback(agent.stop, 15)
-    wait_until(lambda: node_ready(cp, args.node_name), 60, f"node {args.node_name} Ready", agent)
     print(f"kubeconfig: {kubeconfig}")
-    print(f"node: {args.node_name} Ready (logs: {state / 'node'})")
+    _start_node(args, state, kubeconfig, cp, stack)
     env = embedded_env(state, kubeconfig)
     if args.postgres:
         pg = stack.enter_context(PostgresServer(state_dir=state / "postgres"))
@@ -127,6 +128,29 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
         print("applied examples/trainingjob.yaml (kubectl get tj)")
     print(f"kubectl: {cp.binaries.kubectl} (not on PATH: `agentcore kubectl ARGS` runs it)")
     print(f"try: KUBECONFIG={kubeconfig} scripts/agentcore kubectl get nodes", flush=True)
+
+
+def _start_node(
+    args: argparse.Namespace, state: Path, kubeconfig: Path, cp: ControlPlane, stack: contextlib.ExitStack
+) -> None:
+    """The node agent (the default: host processes), or the real node (kubelet + containerd)."""
+    if getattr(args, "runtime", "node-agent") == "containerd":
+        from agentcore.devenv.node.images import busybox_image
+        from agentcore.devenv.node.realnode import RealNode
+
+        bins = binaries.node_binaries()
+        node = RealNode(cp, name=args.node_name, state_dir=state / "realnode", binaries=bins)
+        stack.callback(node.stop)
+        node.start()
+        image = busybox_image()
+        node.import_image(image)
+        print(f"node: {args.node_name} Ready: kubelet + containerd (logs: {node.dir / 'logs'})")
+        print(f"      images: {', '.join(node.containerd.images() if node.containerd else [])}")
+        return
+    agent = start_node_agent(kubeconfig, state / "node", args.node_name)
+    stack.callback(agent.stop, 15)
+    wait_until(lambda: node_ready(cp, args.node_name), 60, f"node {args.node_name} Ready", agent)
+    print(f"node: {args.node_name} Ready (logs: {state / 'node'})")
 
 
 def _start_api(

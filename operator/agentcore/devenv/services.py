@@ -76,9 +76,13 @@ class _Service:
 class PostgresServer(_Service):
     kind = "postgres"
 
-    def __init__(self, state_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, state_dir: Path | None = None, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         super().__init__(state_dir)
         self.port = port or free_port()
+        # Another address than loopback (e.g. the real node's IP, for pods) is listened on too.
+        self.host = host
         self.user = "agentcore"
         self.password = secrets.token_urlsafe(16)
         self.database = "agentcore"
@@ -86,7 +90,7 @@ class PostgresServer(_Service):
     @property
     def dsn(self) -> str:
         """SQLAlchemy async URL (asyncpg driver)."""
-        return f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+        return f"postgresql+asyncpg://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     def __enter__(self) -> PostgresServer:
         return self.start()
@@ -117,6 +121,9 @@ class PostgresServer(_Service):
             )
             password_file.unlink()
             (self.dir / "password").write_text(self.password)
+            if self.host != "127.0.0.1":  # initdb trusts loopback only; pods connect from their IPs
+                with (data / "pg_hba.conf").open("a") as hba:
+                    hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
         else:
             self.password = (self.dir / "password").read_text().strip()
         argv = [
@@ -126,7 +133,7 @@ class PostgresServer(_Service):
             "-p",
             str(self.port),
             "-h",
-            "127.0.0.1",
+            ",".join(dict.fromkeys(("127.0.0.1", self.host))),
             "-k",
             str(self.dir),
             "-c",
@@ -200,11 +207,14 @@ class MinioServer(_Service):
 
     kind = "minio"
 
-    def __init__(self, state_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, state_dir: Path | None = None, port: int | None = None, host: str = "127.0.0.1"
+    ) -> None:
         super().__init__(state_dir)
         self.port = port or free_port()
+        self.host = host  # where it listens, and the endpoint in presigned URLs
         self.credentials = S3Credentials(
-            endpoint_url=f"http://127.0.0.1:{self.port}",
+            endpoint_url=f"http://{host}:{self.port}",
             access_key="agentcore-" + secrets.token_hex(4),
             secret_key=secrets.token_urlsafe(24),
         )
@@ -234,7 +244,7 @@ class MinioServer(_Service):
             str(self.dir / "data"),
             "--quiet",
             "--address",
-            f"127.0.0.1:{self.port}",
+            f"{self.host}:{self.port}",
             "--console-address",
             f"127.0.0.1:{free_port()}",
         ]
