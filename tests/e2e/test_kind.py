@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agentcore.auth.tokens import EXPORT, VIEW, issue_token
 from agentcore.devenv import tools
+from tests.e2e_support import JOBS_NS, JWT_SECRET, RELEASE, call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -41,9 +41,6 @@ OPERATOR_IMAGE = "ghcr.io/agentcore/agentcore-operator"
 TRAINER_IMAGE = "ghcr.io/agentcore/agentcore-training"
 SYSTEM_NS = "agentcore-system"
 DEPS_NS = "agentcore-deps"
-JOBS_NS = "e2e"
-RELEASE = "ac"
-JWT_SECRET = "e2e-" + "k" * 60
 BUCKET = "agentcore"
 
 
@@ -290,21 +287,6 @@ def api_url(installed: Cluster) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
-
-
-def call(url: str, method: str, path: str, body: Any = None, *permissions: str) -> tuple[int, Any]:
-    token = issue_token(JWT_SECRET, "e2e", permissions=permissions or (VIEW, EXPORT), namespaces=[JOBS_NS])
-    req = urllib.request.Request(
-        f"{url}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")

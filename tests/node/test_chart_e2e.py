@@ -23,22 +23,19 @@ import pytest
 import yaml
 
 from agentcore.api import labels
-from agentcore.auth.tokens import EXPORT, VIEW, issue_token
 from agentcore.devenv import tools
 from agentcore.devenv.node.images import OciArchive
 from agentcore.devenv.node.products import product_image
 from agentcore.devenv.services import MinioServer, PostgresServer
 from tests.conftest import REPO, trajectory_counts
+from tests.e2e_support import JOBS_NS, JWT_SECRET, RELEASE, call
 from tests.node.conftest import Cluster
 
 pytestmark = pytest.mark.timeout(1800)
 
 CHART = REPO / "charts" / "agentcore-training"
 SYSTEM_NS = "agentcore-system"
-JOBS_NS = "e2e"
-RELEASE = "ac"
 FULLNAME = f"{RELEASE}-agentcore-training"
-JWT_SECRET = "e2e-" + "k" * 60
 BUCKET = "agentcore"
 
 
@@ -149,21 +146,6 @@ def installed(
     port = service["spec"]["ports"][0]["port"]
     # The host reaches the ClusterIP through kube-proxy's rules, as a pod would.
     return Install(values_file, f"http://{service['spec']['clusterIP']}:{port}", took)
-
-
-def call(url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    token = issue_token(JWT_SECRET, "e2e", permissions=(VIEW, EXPORT), namespaces=[JOBS_NS])
-    req = urllib.request.Request(
-        f"{url}{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
 
 
 def release_pods(cluster: Cluster) -> list[dict[str, Any]]:
