@@ -224,6 +224,19 @@ def _ordered(schema: Schema) -> Schema:
     return out
 
 
+def _is_int_or_string(branches: Sequence[Schema]) -> bool:
+    return sorted(b.get("type", "") for b in branches) == ["integer", "string"]
+
+
+def _int_or_string(branches: Sequence[Schema]) -> Schema:
+    """``int | str`` (a Kubernetes quantity): the one union a structural schema allows. The
+    branches' value checks move up; the apiserver applies each to the values of its type only."""
+    out: Schema = {"x-kubernetes-int-or-string": True}
+    for branch in branches:
+        out.update({k: v for k, v in branch.items() if k != "type"})
+    return out
+
+
 class _StructuralConverter:
     """Converts one pydantic JSON schema (with its ``$defs``) into a structural schema."""
 
@@ -240,6 +253,8 @@ class _StructuralConverter:
             node = _merge(self._resolve(branches[0]), node)
         if "anyOf" in node:
             branches = [b for b in node.pop("anyOf") if b != {"type": "null"}]
+            if _is_int_or_string(branches):
+                return _merge(_int_or_string(branches), node)
             if len(branches) != 1:
                 raise CRDGenerationError(f"unions are not structural: {branches}")
             node = _merge(self._resolve(branches[0]), node)

@@ -10,6 +10,7 @@ field keeps snake_case inside a resource.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from agentcore.api.common import (
     Timestamp,
     cel_rules,
 )
+from agentcore.api.resources import ResourceRequirements
 from agentcore_sdk import models as sdk_models
 
 KIND = "TrainingJob"
@@ -509,6 +511,17 @@ Workers = Annotated[
 """The one definition of the worker count: the resource's spec.workers and JSON-RPC's config.workers."""
 
 
+WorkerResources = Annotated[
+    ResourceRequirements | None,
+    Field(
+        default=None,
+        description="Compute resources of each worker's trainer container (core/v1 "
+        'ResourceRequirements), GPUs included, e.g. {"limits": {"nvidia.com/gpu": 1}}.',
+    ),
+]
+"""The one definition of per-worker resources: spec.resources and JSON-RPC's config.resources."""
+
+
 WORKERS_WITHIN_BATCH = CelRule(
     rule="self.workers <= self.config.batchSize",
     message="workers must not exceed config.batchSize: each worker plays at least one query group",
@@ -560,11 +573,7 @@ class TrainingJobSpec(CamelModel):
         "fails validation.",
     )
     workers: Workers = 1
-    resources: dict[str, Any] | None = Field(
-        default=None,
-        description="Compute resources of each worker's trainer container (core/v1 "
-        'ResourceRequirements), GPUs included, e.g. {"limits": {"nvidia.com/gpu": 1}}.',
-    )
+    resources: WorkerResources = None
     node_selector: dict[str, str] | None = Field(
         default=None, description="Node selector of the trainer pod."
     )
@@ -796,10 +805,32 @@ CANCEL_AFTER_FINISH = CelRule(
 )
 
 
+# With workers > 1 the Indexed Job names each pod's host ``<name>-trainer-<index>`` (a DNS label of
+# at most 63 characters: 52 + len("-trainer-63")) and the headless Service, named like the Job, must
+# be a DNS-1035 label: starting with a letter, no dots.
+MAX_DISTRIBUTED_NAME = 52
+DISTRIBUTED_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DISTRIBUTED_NAME = CelRule(
+    rule=f"self.spec.workers == 1 || (size(self.metadata.name) <= {MAX_DISTRIBUTED_NAME} && "
+    f"self.metadata.name.matches('{DISTRIBUTED_NAME_PATTERN}'))",
+    message=f"with spec.workers > 1, metadata.name must be a DNS-1035 label (a lowercase letter, then "
+    f"letters, digits and '-', no dots) of at most {MAX_DISTRIBUTED_NAME} characters: each worker's "
+    "hostname and the headless Service are named after it",
+    # No fieldPath: the apiserver only accepts paths into the schema, and metadata has none.
+)
+_DISTRIBUTED_NAME = re.compile(DISTRIBUTED_NAME_PATTERN)
+
+
+def distributed_name_problem(name: str, workers: int) -> str | None:
+    if workers == 1 or (len(name) <= MAX_DISTRIBUTED_NAME and _DISTRIBUTED_NAME.fullmatch(name)):
+        return None
+    return DISTRIBUTED_NAME.message
+
+
 class TrainingJob(CamelModel):
     """A GRPO training run of a tool-using agent."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_AFTER_FINISH))
+    model_config = ConfigDict(json_schema_extra=cel_rules(CANCEL_AFTER_FINISH, DISTRIBUTED_NAME))
 
     api_version: Literal["training.agentcore.io/v1alpha1"] = Field(
         default="training.agentcore.io/v1alpha1", description="training.agentcore.io/v1alpha1"
@@ -808,3 +839,11 @@ class TrainingJob(CamelModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard object metadata.")
     spec: TrainingJobSpec = Field(description="Desired state of the training job.")
     status: TrainingJobStatus | None = Field(default=None, description="Observed state of the training job.")
+
+    @model_validator(mode="after")
+    def _distributed_name(self) -> TrainingJob:
+        # An unnamed job (generateName) is checked by the apiserver's twin rule once named.
+        problem = distributed_name_problem(self.metadata.name or "", self.spec.workers)
+        if self.metadata.name and problem:
+            raise ValueError(problem)
+        return self

@@ -133,6 +133,14 @@ def _set(path: str, value: Any) -> Callable[[Manifest], None]:
     return mutate
 
 
+def _distributed(name: str) -> Callable[[Manifest], None]:
+    def mutate(manifest: Manifest) -> None:
+        manifest["metadata"]["name"] = name
+        manifest["spec"]["workers"] = 2
+
+    return mutate
+
+
 # (case id, base manifest, mutation, camelCase field the error must name)
 INVALID: list[tuple[str, Callable[[], Manifest], Callable[[Manifest], None], str]] = [
     ("n_iterations=0", _training_job, _set("spec.config.nIterations", 0), "nIterations"),
@@ -169,6 +177,16 @@ INVALID: list[tuple[str, Callable[[], Manifest], Callable[[Manifest], None], str
     ),
     ("min_confidence=1.5", _export_job, _set("spec.config.filters", {"minConfidence": 1.5}), "minConfidence"),
     ("k_anonymity=1", _export_job, _set("spec.config.kAnonymity", 1), "kAnonymity"),
+    ("resources_typo", _training_job, _set("spec.resources", {"limit": {"cpu": 1}}), "resources.limit"),
+    (
+        "resources_bad_quantity",
+        _training_job,
+        _set("spec.resources", {"limits": {"cpu": "2 cores"}}),
+        "resources.limits.cpu",
+    ),
+    ("resources_negative", _training_job, _set("spec.resources", {"limits": {"cpu": -1}}), "limits.cpu"),
+    ("workers_with_dotted_name", _training_job, _distributed("v.probe"), "metadata.name"),
+    ("workers_with_long_name", _training_job, _distributed("v" * 53), "metadata.name"),
 ]
 
 
@@ -183,6 +201,20 @@ def test_valid_manifests_pass_server_validation(
     crds_installed: ControlPlane, examples_namespace: str, base: Callable[[], Manifest]
 ) -> None:
     result = _server_dry_run(crds_installed, examples_namespace, base())
+    assert result.returncode == 0, result.stderr
+
+
+def test_resources_take_quantities_as_numbers_or_strings(
+    crds_installed: ControlPlane, examples_namespace: str
+) -> None:
+    manifest = _training_job()
+    manifest["metadata"]["name"] = "v" * 52  # the longest name a distributed job may have
+    manifest["spec"]["workers"] = 2
+    manifest["spec"]["resources"] = {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": 2, "memory": "1.5e9", "nvidia.com/gpu": 1},
+    }
+    result = _server_dry_run(crds_installed, examples_namespace, manifest)
     assert result.returncode == 0, result.stderr
 
 

@@ -191,7 +191,7 @@ def _container(tj: TrainingJob, config: OperatorConfig) -> Obj:
     if distributed(tj):
         container["env"] += _distributed_env(tj)
     if tj.spec.resources:
-        container["resources"] = tj.spec.resources
+        container["resources"] = tj.spec.resources.manifest()
     return container
 
 

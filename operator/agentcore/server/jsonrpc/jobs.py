@@ -40,8 +40,11 @@ _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 
 def job_name(agent_id: str) -> str:
-    """A fresh resource name for a job of ``agent_id`` (a valid DNS-1123 label)."""
+    """A fresh resource name for a job of ``agent_id``: a DNS-1035 label of at most 49 characters,
+    valid for any ``workers`` (see `training.DISTRIBUTED_NAME`)."""
     prefix = _NOT_DNS.sub("-", agent_id.lower())[:NAME_PREFIX_MAX].strip("-") or "job"
+    if not prefix[0].isalpha():  # a DNS-1035 label, as a distributed job's Service name must be
+        prefix = f"job-{prefix}"[:NAME_PREFIX_MAX].rstrip("-")
     return f"{prefix}-{secrets.token_hex(4)}"
 
 

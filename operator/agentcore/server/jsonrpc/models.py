@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from agentcore.api import MIN_TRAINING_QUERIES, GRPOConfig, TrainingQuery, Webhook
-from agentcore.api.training import LABEL_VALUE_PATTERN, Workers, check_workers
+from agentcore.api.training import LABEL_VALUE_PATTERN, WorkerResources, Workers, check_workers
 from agentcore_sdk.models import (
     CancelResult,
     EvaluateResult,
@@ -67,9 +67,11 @@ class Params(BaseModel):
 
 class StartGrpoConfig(GRPOConfig):
     """The spec's GRPOConfig plus the run's shape, which the resource keeps beside its config
-    (``config.workers`` here is ``spec.workers`` there: the same field definition, `Workers`)."""
+    (``config.workers`` and ``config.resources`` here are ``spec.workers`` and ``spec.resources``
+    there: the same field definitions, `Workers` and `WorkerResources`)."""
 
     workers: Workers = 1
+    resources: WorkerResources = None
 
     @model_validator(mode="after")
     def _workers_fit_the_batch(self) -> StartGrpoConfig:
@@ -78,7 +80,7 @@ class StartGrpoConfig(GRPOConfig):
 
     def grpo(self) -> GRPOConfig:
         """The TrainingJob's spec.config: everything but the run's shape."""
-        return GRPOConfig.model_validate(self.model_dump(exclude={"workers"}))
+        return GRPOConfig.model_validate(self.model_dump(exclude={"workers", "resources"}))
 
 
 class StartGrpoParams(Params):

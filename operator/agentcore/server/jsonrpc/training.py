@@ -187,6 +187,7 @@ class TrainingService:
                     agent_id=p.agent_id,
                     config=p.config.grpo(),
                     workers=p.config.workers,
+                    resources=p.config.resources,
                     training_data=TrainingDataSource(**training),
                     evaluation_data=DataSource(**evaluation) if evaluation else None,
                     webhooks=p.webhooks,

@@ -228,3 +228,29 @@ async def test_workers_out_of_range_name_the_field(api: Api, workers: int) -> No
     )
     assert error["code"] == errors.INVALID_REQUEST
     assert error["data"]["field"] == "workers"
+
+
+async def test_config_resources_become_spec_resources(api: Api) -> None:
+    resources = {"requests": {"cpu": "500m"}, "limits": {"cpu": 2, "nvidia.com/gpu": 1}}
+    result = await api.result(
+        "training.start_grpo",
+        {"agent_id": "a", "config": {"workers": 2, "resources": resources}, "training_data": queries(100)},
+    )
+    spec = api.kube.find(result["job_id"])["spec"]
+    assert spec["resources"] == resources and "resources" not in spec["config"]
+
+
+async def test_bad_resources_name_the_field(api: Api) -> None:
+    config = {**SPEC_EXAMPLE["config"], "resources": {"limits": {"cpu": "2 cores"}}}
+    error = await api.error("training.start_grpo", {**SPEC_EXAMPLE, "config": config})
+    assert error["code"] == errors.INVALID_REQUEST
+    assert error["data"]["field"].startswith("resources.limits.cpu")
+
+
+async def test_any_agent_id_gets_a_name_valid_for_distributed_jobs(api: Api) -> None:
+    result = await api.result(
+        "training.start_grpo",
+        {"agent_id": "1" * 63, "config": {"workers": 2}, "training_data": queries(100)},
+    )
+    name = api.kube.find(result["job_id"])["metadata"]["name"]
+    assert name.startswith("job-1") and len(name) <= 52
