@@ -186,7 +186,8 @@ async def _dependencies(
         engine = make_engine(database_url(settings.database_url))
         if settings.run_migrations:
             await upgrade(engine)
-        repo = TrajectoryRepository(session_factory(engine))
+        cap = settings.max_trajectories_per_namespace or None
+        repo = TrajectoryRepository(session_factory(engine), max_per_namespace=cap)
     _share_rate_limits(state, engine)
     if store is None and settings.object_store:
         store = await asyncio.to_thread(open_store, settings.object_store)

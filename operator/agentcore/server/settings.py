@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     evaluate_timeout_seconds: float = 900.0
     cache_sync_timeout_seconds: float = 10.0
     run_migrations: bool = True
+    # Trajectories one namespace (tenant) may store in the shared database; 0: no cap. A batch that
+    # would pass it is refused whole, and the trainer fails its job saying so.
+    max_trajectories_per_namespace: int = Field(default=10_000_000, ge=0)
 
     @field_validator("rate_limits", mode="before")
     @classmethod

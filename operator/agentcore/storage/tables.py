@@ -79,3 +79,13 @@ class RateLimitState(Base):
     tat: Mapped[float] = mapped_column(Float(precision=53), nullable=False)
 
     __table_args__ = (Index("ix_rate_limits_tat", "tat"),)
+
+
+class TrajectoryUsage(Base):
+    """Trajectories stored per namespace: moved with every insert, in the same transaction, so the
+    per-tenant cap holds across writers (the row lock serialises one namespace's inserts)."""
+
+    __tablename__ = "trajectory_usage"
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    rows: Mapped[int] = mapped_column(BigInteger, nullable=False)

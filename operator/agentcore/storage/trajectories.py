@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agentcore.storage.tables import Trajectory
+from agentcore.storage.tables import Trajectory, TrajectoryUsage
 
 _ROWS_PER_STATEMENT = 1000
 _ID_NAMESPACE = uuid.UUID("6b1d3c52-7f0e-4c8e-9a57-0c1f2b9d4e10")
@@ -63,25 +63,71 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise ValueError("cursor is not valid") from exc
 
 
+async def _insert_new(session: AsyncSession, insert: Any, rows: list[dict[str, Any]]) -> int:
+    inserted = 0
+    # One statement binds every column of every row: stay under asyncpg's 32,767 parameters.
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        stmt = insert(Trajectory).values(chunk).on_conflict_do_nothing(index_elements=["id"])
+        result = await session.execute(stmt)
+        inserted += int(getattr(result, "rowcount", 0) or 0)
+    return inserted
+
+
+class TrajectoryQuotaExceeded(Exception):
+    """A batch would take its namespace past the stored-trajectory cap; nothing of it was stored."""
+
+    def __init__(self, namespace: str, limit: int, stored: int, adding: int) -> None:
+        super().__init__(
+            f"namespace {namespace!r} may store at most {limit} trajectories "
+            f"({stored} stored, this batch adds {adding}); nothing of the batch was stored"
+        )
+        self.namespace, self.limit, self.stored, self.adding = namespace, limit, stored, adding
+
+
 class TrajectoryRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], max_per_namespace: int | None = None
+    ) -> None:
         self.sessions = sessions
+        self.max_per_namespace = max_per_namespace  # None: no cap
 
     async def add_batch(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert, skipping ids already stored; returns how many were new."""
+        """Insert, skipping ids already stored; returns how many were new.
+
+        All or nothing: past the namespace's cap the transaction rolls back and
+        `TrajectoryQuotaExceeded` says so."""
         if not rows:
             return 0
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_namespace.setdefault(row["namespace"], []).append(row)
         inserted = 0
         async with self.sessions() as session, session.begin():
             dialect = session.bind.dialect.name if session.bind else "postgresql"
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            # One statement binds every column of every row: stay under asyncpg's 32,767 parameters.
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = list(rows[start : start + _ROWS_PER_STATEMENT])
-                stmt = insert(Trajectory).values(chunk).on_conflict_do_nothing(index_elements=["id"])
-                result = await session.execute(stmt)
-                inserted += int(getattr(result, "rowcount", 0) or 0)
+            for namespace, group in by_namespace.items():
+                new = await _insert_new(session, insert, group)
+                await self._count(session, insert, namespace, new)
+                inserted += new
         return inserted
+
+    async def _count(self, session: AsyncSession, insert: Any, namespace: str, new: int) -> None:
+        """Move the namespace's counter by the rows really inserted (retries add nothing)."""
+        if new == 0:
+            return
+        stmt = insert(TrajectoryUsage).values(namespace=namespace, rows=new)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["namespace"], set_={"rows": TrajectoryUsage.rows + new}
+        ).returning(TrajectoryUsage.rows)
+        total = int((await session.execute(stmt)).scalar_one())
+        if self.max_per_namespace is not None and total > self.max_per_namespace:
+            raise TrajectoryQuotaExceeded(namespace, self.max_per_namespace, total - new, new)
+
+    async def stored_in(self, namespace: str) -> int:
+        async with self.sessions() as session:
+            stmt = select(TrajectoryUsage.rows).where(TrajectoryUsage.namespace == namespace)
+            return int((await session.execute(stmt)).scalar_one_or_none() or 0)
 
     async def count(self, flt: TrajectoryFilter) -> int:
         async with self.sessions() as session:

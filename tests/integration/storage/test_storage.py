@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -12,7 +13,14 @@ from sqlalchemy import text
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import alembic_config, current_revision, upgrade
 from agentcore.storage.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore
-from agentcore.storage.trajectories import TrajectoryFilter, TrajectoryRepository, to_api, trajectory_id
+from agentcore.storage.tables import Trajectory
+from agentcore.storage.trajectories import (
+    TrajectoryFilter,
+    TrajectoryQuotaExceeded,
+    TrajectoryRepository,
+    to_api,
+    trajectory_id,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +148,64 @@ async def test_large_batches_are_chunked_under_the_bind_parameter_limit(repo):
     assert await repo.add_batch(rows) == 2048
     assert await repo.add_batch(rows) == 0
     assert await repo.count(TrajectoryFilter(job)) == 2048
+
+
+def _in_namespace(rows: list[dict], namespace: str) -> list[dict]:
+    return [{**row, "namespace": namespace} for row in rows]
+
+
+async def test_a_namespace_cannot_store_more_trajectories_than_its_cap(repo):
+    """Red team (issue 12): a tenant could fill the shared database without bound."""
+    capped = TrajectoryRepository(repo.sessions, max_per_namespace=100)
+    ns, other = f"cap-{uuid.uuid4().hex[:8]}", f"cap-{uuid.uuid4().hex[:8]}"
+    first = _in_namespace(rows_for(str(uuid.uuid4()), iterations=1, per_iteration=80), ns)
+    assert await capped.add_batch(first) == 80
+    over = _in_namespace(rows_for(str(uuid.uuid4()), iterations=1, per_iteration=30), ns)
+    with pytest.raises(TrajectoryQuotaExceeded, match=f"{ns}.*at most 100 trajectories"):
+        await capped.add_batch(over)
+    # All or nothing: the refused batch left no rows and did not move the counter.
+    assert await capped.count(TrajectoryFilter(over[0]["job_id"])) == 0
+    assert await capped.stored_in(ns) == 80
+    assert await capped.add_batch(first) == 0  # a retry of stored rows costs nothing, even near the cap
+    assert await capped.add_batch(over[:20]) == 20  # exactly at the cap is allowed
+    assert await capped.stored_in(ns) == 100
+    # Another tenant's cap is its own.
+    theirs = _in_namespace(rows_for(str(uuid.uuid4()), iterations=1, per_iteration=30), other)
+    assert await capped.add_batch(theirs) == 30
+
+
+async def test_concurrent_writers_cannot_overshoot_the_cap(postgres):
+    """Two API server replicas (two engines) racing for the last slots: the row lock decides."""
+    engines = [make_engine(postgres.dsn) for _ in range(2)]
+    await upgrade(engines[0])
+    repos = [TrajectoryRepository(session_factory(e), max_per_namespace=50) for e in engines]
+    ns = f"race-{uuid.uuid4().hex[:8]}"
+    batches = [_in_namespace(rows_for(str(uuid.uuid4()), 1, 10), ns) for _ in range(10)]
+
+    async def write(repo: TrajectoryRepository, batch: list[dict]) -> int:
+        try:
+            return await repo.add_batch(batch)
+        except TrajectoryQuotaExceeded:
+            return 0
+
+    results = await asyncio.gather(*(write(repos[i % 2], b) for i, b in enumerate(batches)))
+    assert sum(results) == 50 and await repos[0].stored_in(ns) == 50
+    async with engines[0].connect() as conn:
+        stored = (
+            await conn.execute(text("select count(*) from trajectories where namespace = :ns"), {"ns": ns})
+        ).scalar_one()
+    assert stored == 50
+    for engine in engines:
+        await engine.dispose()
+
+
+async def test_the_usage_migration_counts_the_rows_already_stored(tmp_path):
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    await upgrade(engine, "0003")
+    old = TrajectoryRepository(session_factory(engine))
+    rows = _in_namespace(rows_for(str(uuid.uuid4()), 2, 7), "before-0004")
+    async with old.sessions() as session, session.begin():  # written as a 0003 server did: no counter
+        await session.execute(Trajectory.__table__.insert(), rows)
+    await upgrade(engine)
+    assert await old.stored_in("before-0004") == 14
+    await engine.dispose()
