@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from collections.abc import Iterator
 
+import pytest
+
+from agentcore import logs
 from agentcore.logs import JsonFormatter
 
 
@@ -26,3 +31,52 @@ def test_schema_keys_and_kopf_object_reference() -> None:
     assert line["severity"] == "warning" and line["message"] == "Patching status"
     assert line["object"] == ref
     assert not any(key.startswith("k8s_") or key == "settings" for key in line)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level, direct = root.handlers[:], root.level, logs._handler
+    yield
+    root.handlers[:], logs._handler = handlers, direct
+    root.setLevel(level)
+
+
+FIELDS = {"request_id": "r1", "status": 200, "duration_ms": 1.5, "rpc": ["training.get_status"], "sub": None}
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_access_lines_written_directly_match_the_formatter() -> None:
+    stream = io.StringIO()
+    logs.configure("INFO", stream=stream)
+    logger = logging.getLogger(f"agentcore.test.direct{id(stream)}")
+    assert logs._direct(logger) is not None  # only configure's handler: the fast path is taken
+    logs.write_fields(logger, "POST /api/v1/jsonrpc", FIELDS)
+    logger.info("%s", "POST /api/v1/jsonrpc", extra=FIELDS)
+    direct, formatted = _lines(stream)
+    assert direct.pop("timestamp") and formatted.pop("timestamp")
+    assert direct == formatted
+    assert list(direct) == ["severity", "logger", "message", *FIELDS]
+
+
+def test_access_lines_reach_other_handlers_and_respect_levels() -> None:
+    stream = io.StringIO()
+    logs.configure("INFO", stream=stream)
+    logger = logging.getLogger(f"agentcore.test.other{id(stream)}")
+    seen: list[logging.LogRecord] = []
+    extra = logging.Handler()
+    extra.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(extra)
+    try:
+        assert logs._direct(logger) is None
+        logs.write_fields(logger, "GET /healthz", {"status": 200})
+        assert len(seen) == 1 and seen[0].status == 200  # type: ignore[attr-defined]
+        assert _lines(stream)[0]["status"] == 200  # and still to the configured stream
+        logger.setLevel(logging.WARNING)
+        logs.write_fields(logger, "GET /healthz", {"status": 200})
+        assert len(seen) == 1 and len(_lines(stream)) == 1
+    finally:
+        logger.removeHandler(extra)
