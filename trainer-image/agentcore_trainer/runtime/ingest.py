@@ -76,7 +76,8 @@ class IngestClient:
             except urllib.error.HTTPError as exc:
                 if exc.code not in RETRIED or attempt == self.attempts:
                     raise IngestError(exc.code, exc.read(4096).decode(errors="replace")) from None
-                delay = _retry_after(exc.headers.get("Retry-After")) or self._backoff(attempt)
+                asked = _retry_after(exc.headers.get("Retry-After"))
+                delay = self._backoff(attempt) if asked is None else min(asked, self.max_delay)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if attempt == self.attempts:
                     raise
