@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -229,6 +230,10 @@ async def _call(request: web.Request) -> AsyncIterator[tuple[IngestDeps, Caller]
         raise web.HTTPUnauthorized(text=str(exc)) from None
     except Forbidden as exc:
         raise web.HTTPForbidden(text=str(exc)) from None
+    except (TimeoutError, ApiError, aiohttp.ClientError) as exc:
+        # The kube-apiserver is unreachable or failing: the trainer retries on 503.
+        log.warning("ingest: cannot verify a token now: %s", exc)
+        raise _busy(503, "cannot verify the token right now") from None
     with deps.inflight.slot(caller.uid):
         yield deps, caller
 
