@@ -105,8 +105,7 @@ async def floor_job(kube: KubeClient, ns: str, name: str, config: OperatorConfig
     """Exactly what the operator must write for one job, straight from a client."""
     tj = TrainingJob.model_validate(await kube.create(TRAININGJOB_RESOURCE, trainingjob(name), ns))
     await kube.get(CONFIGMAPS, "queries", ns)  # the data read that validates the job
-    access = [children.service_account(tj), children.role(tj), children.role_binding(tj)]
-    access.append(children.secret(tj, config))
+    access = [children.service_account(tj), children.role(tj), children.role_binding(tj)]  # no Secret
     job = BatchJob.model_validate(await create_workload(kube, ns, access, children.job(tj, config)))
     now = dt.datetime.now(dt.UTC)
     desired = decide(tj, job, None, now).status

@@ -71,6 +71,11 @@ class OperatorProcess:
         }
         self.state = state
         self.metrics_port, self.liveness_port = free_port(), free_port()
+        # Trainer pods hold no credential: they reach PostgreSQL and S3 through this API server's
+        # ingestion endpoint, as in a real installation.
+        self.api_port = free_port()
+        self.env["AGENTCORE_INGEST_URL"] = f"http://127.0.0.1:{self.api_port}"
+        self.api: ManagedProcess | None = None
         self.proc: ManagedProcess | None = None
         self.starts = 0
 
@@ -80,6 +85,7 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.starts += 1
+        self.start_api()
         argv = [
             AGENTCORE,
             "operator",
@@ -91,6 +97,16 @@ class OperatorProcess:
         env = {**self.env, "POD_NAME": self.pod_name}
         log = self.state / f"{self.name}-{self.starts}.log"
         self.proc = ManagedProcess(self.name, argv, log, env=env)
+
+    def start_api(self) -> None:
+        """The API server trainer pods write through (started once; it outlives operator restarts)."""
+        if self.api is not None and self.api.alive():
+            return
+        argv = [AGENTCORE, "api", "--host", "127.0.0.1", "--port", str(self.api_port)]
+        env = {**self.env, "AGENTCORE_JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex}
+        self.api = ManagedProcess(f"{self.name}-api", argv, self.state / f"{self.name}-api.log", env=env)
+        url = f"http://127.0.0.1:{self.api_port}/readyz"
+        wait_until(lambda: _http_ok(url), 60, "the API server to listen", self.api)
 
     def wait_standing(self, timeout: float = 60) -> None:
         """Until this start runs kopf and is a candidate (so it takes over when the leader dies)."""
@@ -124,6 +140,19 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.proc:
             self.proc.stop(10)
+        if self.api:
+            self.api.stop(10)
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def lease_spec(cp, lease: str, namespace: str = LEASE_NAMESPACE) -> dict:

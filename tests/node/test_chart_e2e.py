@@ -145,7 +145,29 @@ def installed(
     service = kjson(cluster, "-n", SYSTEM_NS, "get", "service", f"{FULLNAME}-api")
     port = service["spec"]["ports"][0]["port"]
     # The host reaches the ClusterIP through kube-proxy's rules, as a pod would.
-    return Install(values_file, f"http://{service['spec']['clusterIP']}:{port}", took)
+    api_url = f"http://{service['spec']['clusterIP']}:{port}"
+    # Trainer pods reach their data only through the API's ingestion endpoint. This node has no
+    # cluster DNS (pods use the host's resolv.conf), so they get the ClusterIP, not the default
+    # <release>-api.<ns>.svc name; the operator rolls (its config checksum changes).
+    values = {
+        **chart_values(images, *services),
+        "trainer": {"image": Images.values(images.trainer), "ingestUrl": api_url},
+    }
+    values_file.write_text(yaml.safe_dump(values))
+    helm(
+        cluster,
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "-n",
+        SYSTEM_NS,
+        "-f",
+        str(values_file),
+        "--wait",
+        "--timeout",
+        "10m",
+    )
+    return Install(values_file, api_url, took)
 
 
 def release_pods(cluster: Cluster) -> list[dict[str, Any]]:

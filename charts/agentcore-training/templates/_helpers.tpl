@@ -336,7 +336,24 @@ redaction-rule ConfigMaps (label agentcore redaction rules). It never reads Secr
   verbs: ["list"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["list"]
+  verbs: ["list", "get"]
+# The ingestion endpoint: a trainer's service account names its TrainingJob (ownerReference), and
+# the server reads that job's ConfigMap data sources for it. Never Secrets: this server faces
+# tenants, so a TrainingJob whose data is a secretKeyRef is refused at GET datasets (422).
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get"]
+{{- end }}
+
+{{/*
+Where trainer pods reach the ingestion endpoint: trainer.ingestUrl, else the API Service.
+*/}}
+{{- define "agentcore.ingestUrl" -}}
+{{- if .Values.trainer.ingestUrl -}}
+{{- .Values.trainer.ingestUrl -}}
+{{- else -}}
+http://{{ include "agentcore.fullname" . }}-api.{{ .Release.Namespace }}.svc:{{ .Values.api.service.port }}
+{{- end -}}
 {{- end }}
 
 {{/*

@@ -121,8 +121,11 @@ def _bring_up(args: argparse.Namespace, state: Path, stack: contextlib.ExitStack
             }
         )
         print(f"s3: {creds.endpoint_url} bucket agentcore (credentials in {s3.dir / 'credentials'})")
+    # Trainer pods (host processes here) reach their data through the API server's ingestion endpoint.
+    api_port = args.api_port or free_port()
+    env["AGENTCORE_INGEST_URL"] = f"http://127.0.0.1:{api_port}"
     _start_operator(state, env, cp, stack)
-    _start_api(args, state, env, stack)
+    _start_api(api_port, state, env, stack)
     if args.examples:
         cp.kubectl("apply", "-f", str(_examples_dir() / "trainingjob.yaml"))
         print("applied examples/trainingjob.yaml (kubectl get tj)")
@@ -153,9 +156,7 @@ def _start_node(
     print(f"node: {args.node_name} Ready (logs: {state / 'node'})")
 
 
-def _start_api(
-    args: argparse.Namespace, state: Path, env: dict[str, str], stack: contextlib.ExitStack
-) -> None:
+def _start_api(port: int, state: Path, env: dict[str, str], stack: contextlib.ExitStack) -> None:
     """The API server with a persistent HS256 secret and a real admin token for this machine's user."""
     from agentcore.auth.tokens import ADMIN_ROLE, generate_secret, issue_token
 
@@ -163,7 +164,6 @@ def _start_api(
     if not secret_file.exists():
         secret_file.write_text(generate_secret())
         secret_file.chmod(0o600)
-    port = args.api_port or free_port()
     argv = [
         str(Path(sys.executable).parent / "agentcore"),
         "api",

@@ -36,6 +36,7 @@ from agentcore.kube import config as kube_config
 from agentcore.kube.client import KubeClient
 from agentcore.logs import ACCESS_LOGGER
 from agentcore.server.auth import authenticate
+from agentcore.server.ingest import IngestDeps, add_ingest_routes
 from agentcore.server.jsonrpc import errors
 from agentcore.server.jsonrpc.dispatch import Dispatcher, rate_limited
 from agentcore.server.jsonrpc.errors import RpcError
@@ -117,10 +118,12 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
 
     exports = _mount_exports(app, state)
+    ingest = IngestDeps(settings.ingest_options())
+    add_ingest_routes(app, ingest)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with (
-            _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports),
+            _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports, ingest),
             _metrics_listener(app[STATE]),
         ):
             yield
@@ -177,6 +180,7 @@ async def _dependencies(
     store: ObjectStore | None,
     evaluator: Evaluator | None,
     exports: ExportDeps,
+    ingest: IngestDeps,
 ) -> AsyncIterator[None]:
     settings = state.settings
     if kube_client_factory is not None:
@@ -200,6 +204,7 @@ async def _dependencies(
 
         evaluator = owned_evaluator = CheckpointEvaluator(store, cast(KubeClient, kube))
     exports.kube, exports.store = cast(KubeClient, kube), store
+    ingest.bind(cast(KubeClient, kube), repo, store)
     if engine is not None:
         exports.engine, exports.audit = engine, AuditLog(session_factory(engine), exports.clock)
     # The audit log lives in the trajectory database: JSON-RPC exports are recorded like REST ones.

@@ -19,7 +19,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agentcore.api.ingest import DEFAULT_AUDIENCE as DEFAULT_INGEST_AUDIENCE
 from agentcore.auth.tokens import AUDIENCE
+from agentcore.server.ingest import IngestOptions
 from agentcore.server.jsonrpc.training import TrainingOptions
 from agentcore.server.ratelimit import SPEC_LIMITS, RateLimit, parse_limits
 
@@ -62,6 +64,13 @@ class Settings(BaseSettings):
     # Trajectories one namespace (tenant) may store in the shared database; 0: no cap. A batch that
     # would pass it is refused whole, and the trainer fails its job saying so.
     max_trajectories_per_namespace: int = Field(default=10_000_000, ge=0)
+    # The ingestion endpoint of trainer pods (agentcore.server.ingest): the audience their projected
+    # service-account tokens must be bound to, and its caps.
+    ingest_audience: str = DEFAULT_INGEST_AUDIENCE
+    ingest_max_batch_bytes: int = Field(default=32 << 20, ge=1)
+    ingest_max_object_bytes: int = Field(default=1 << 30, ge=1)
+    ingest_max_inflight: int = Field(default=4, ge=1)  # per TrainingJob
+    ingest_max_inflight_total: int = Field(default=64, ge=1)
 
     @field_validator("rate_limits", mode="before")
     @classmethod
@@ -87,6 +96,15 @@ class Settings(BaseSettings):
             cancel_wait_seconds=self.cancel_wait_seconds,
             evaluate_timeout_seconds=self.evaluate_timeout_seconds,
             cache_sync_timeout_seconds=self.cache_sync_timeout_seconds,
+        )
+
+    def ingest_options(self) -> IngestOptions:
+        return IngestOptions(
+            audience=self.ingest_audience,
+            max_batch_bytes=self.ingest_max_batch_bytes,
+            max_object_bytes=self.ingest_max_object_bytes,
+            max_inflight=self.ingest_max_inflight,
+            max_inflight_total=self.ingest_max_inflight_total,
         )
 
     def with_rate_limits(self, overrides: Mapping[str, RateLimit]) -> Settings:

@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
         content_disposition: str | None = None,
     ) -> str: ...
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
+    def get_file(self, key: str, path: Path) -> None:
+        """Copy the object to a local file (streamed: large objects never sit in memory)."""
+        ...
+
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def url_for(self, key: str) -> str: ...
@@ -91,6 +95,12 @@ class LocalObjectStore:
                 return _at_most(fh.read(max_bytes + 1), max_bytes)
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        source = self._path(key)
+        if not source.is_file():
+            raise ObjectNotFound(key)
+        shutil.copyfile(source, path)
 
     def list(self, prefix: str) -> list[str]:
         base = self.root.resolve()
@@ -162,6 +172,16 @@ class S3ObjectStore:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)["Body"]
             data = bytes(body.read())
             return data if max_bytes is None else _at_most(data, max_bytes)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ObjectNotFound(key) from exc
+            raise
+
+    def get_file(self, key: str, path: Path) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise ObjectNotFound(key) from exc

@@ -390,8 +390,14 @@ def test_api_server_never_reads_secrets_or_runs_workloads(default_objs: list[Obj
     rules = _rules(default_objs, "-api")
     for rule in rules:
         assert "secrets" not in rule["resources"]
-        if rule["apiGroups"] != ["training.agentcore.io"]:
-            assert rule["verbs"] == ["list"], rule  # batch Jobs (queue position), rule ConfigMaps
+        if rule["apiGroups"] == ["training.agentcore.io"]:
+            continue
+        if rule["resources"] == ["serviceaccounts"]:  # the ingestion endpoint: SA -> TrainingJob
+            assert rule["verbs"] == ["get"], rule
+        elif rule["resources"] == ["configmaps"]:  # rule ConfigMaps; a trainer's ConfigMap data
+            assert rule["verbs"] == ["list", "get"], rule
+        else:
+            assert rule["verbs"] == ["list"], rule  # batch Jobs (queue position)
     assert not _allows(rules, "training.agentcore.io", "trainingjobs", "delete")
     assert not _allows(rules, "training.agentcore.io", "trainingjobs/status", "patch")
 
@@ -437,7 +443,6 @@ def test_operator_holds_what_it_grants_trainers(values: Path) -> None:
             children.service_account(tj),
             children.role(tj),
             children.role_binding(tj),
-            children.secret(tj, OperatorConfig()),
             children.job(tj, OperatorConfig()),
         ],
     )
@@ -484,7 +489,7 @@ def test_operator_holds_what_it_grants_exporters(
 
 def test_cluster_mode_binds_cluster_roles(default_objs: list[Obj]) -> None:
     bindings = by_kind(default_objs, "ClusterRoleBinding")
-    assert len(bindings) == 2
+    assert len(bindings) == 3  # operator, API server, API server's TokenReviews (auth-delegator)
     accounts = {o["metadata"]["name"] for o in by_kind(default_objs, "ServiceAccount") if not is_hook(o)}
     for b in bindings:
         assert b["roleRef"]["kind"] == "ClusterRole"
@@ -497,7 +502,12 @@ def test_cluster_mode_binds_cluster_roles(default_objs: list[Obj]) -> None:
 
 def test_namespaced_mode_creates_nothing_cluster_scoped() -> None:
     objs = render(files=[CHART / "ci" / "namespaced-values.yaml"], namespace="agentcore-system")
-    assert not [o for o in objs if o["kind"] in CLUSTER_SCOPED]
+    # The one exception: TokenReview (the ingestion endpoint's check of trainer tokens) is
+    # cluster-scoped by nature, so only a ClusterRoleBinding to system:auth-delegator can grant it.
+    cluster = [o for o in objs if o["kind"] in CLUSTER_SCOPED]
+    assert [(o["kind"], o["roleRef"]["name"]) for o in cluster] == [
+        ("ClusterRoleBinding", "system:auth-delegator")
+    ]
     roles = [r for r in by_kind(objs, "Role") if not r["metadata"]["name"].endswith("-leader")]
     assert {r["metadata"]["namespace"] for r in roles} == {"team-a"}
     for b in by_kind(objs, "RoleBinding"):

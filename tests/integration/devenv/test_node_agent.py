@@ -250,3 +250,30 @@ def test_batch_job_runs_to_completion(control_plane, node_agent, namespace):
     wait_for(complete, 90, what="Job Complete")
     status = get_json(control_plane, "-n", namespace, "get", "job", "compute")["status"]
     assert status["succeeded"] == 1
+
+
+def test_projected_token_with_audience_at_the_mount_path(control_plane, node_agent, namespace):
+    """A projected serviceAccountToken volume: the token the apiserver issued for that audience,
+    reachable through an env value under the volume's mountPath (the node agent's rewrite rule)."""
+    code = textwrap.dedent("""
+        import base64, json, os
+        token = open(os.environ['TOKEN_FILE']).read()
+        payload = token.split('.')[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))
+        print(json.dumps({'aud': claims['aud'], 'sub': claims['sub'], 'ttl': claims['exp'] - claims['iat']}))
+    """)
+    doc = yaml.safe_load(
+        pod_manifest("projected", code, env=[{"name": "TOKEN_FILE", "value": "/var/run/tok/token"}])
+    )
+    token = {"audience": "agentcore.io/ingest", "expirationSeconds": 3600, "path": "token"}
+    doc["spec"]["volumes"] = [{"name": "tok", "projected": {"sources": [{"serviceAccountToken": token}]}}]
+    doc["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "tok", "mountPath": "/var/run/tok", "readOnly": True}
+    ]
+    apply(control_plane, namespace, yaml.safe_dump(doc))
+    pod = finished_pod(control_plane, namespace, "projected")
+    log = (node_agent.pod_dir(namespace, "projected", pod["metadata"]["uid"]) / "main.log").read_text()
+    assert pod["status"]["phase"] == "Succeeded", log
+    claims = json.loads(log)
+    assert claims["aud"] == ["agentcore.io/ingest"]
+    assert claims["sub"] == f"system:serviceaccount:{namespace}:default" and claims["ttl"] == 3600

@@ -18,26 +18,25 @@ from pydantic import ValidationError
 
 from agentcore import logs
 from agentcore.api.training import GRPOConfig, TrainerState, TrainingJob
-from agentcore.datasources import DataSourceError, load_queries, validate_queries
+from agentcore.datasources import DataSourceError, validate_queries
 from agentcore.kube import config as kubeconfig
 from agentcore.kube.client import TRAININGJOB_RESOURCE, KubeClient
 from agentcore.storage.checkpoints import CheckpointManager, checkpoint_prefix
-from agentcore.storage.db import database_url, make_engine, session_factory
-from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
-from agentcore.storage.trajectories import TrajectoryRepository
 from agentcore_trainer.distributed import (
     PEER_LOST_EXIT_CODE,
     Collective,
     PeerLost,
     World,
     connect,
-    is_primary,
 )
+from agentcore_trainer.runtime.ingest import IngestClient, IngestObjectStore, IngestTrajectoryWriter
 from agentcore_trainer.runtime.reporting import ConsoleStatusSink, KubeStatusSink, StatusSink
-from agentcore_trainer.runtime.run import EXIT_CODES, RunIdentity, RunInputs, TrainingRun
+from agentcore_trainer.runtime.run import EXIT_CODES, RunIdentity, RunInputs, TrainingRun, TrajectoryWriter
 
 log = logging.getLogger("agentcore.trainer")
+# Where the operator's pod spec mounts the projected, audience-bound token (AGENTCORE_INGEST_TOKEN_FILE).
+TOKEN_FILE = "/var/run/secrets/agentcore.io/ingest/token"
 
 
 def run_trainer(args: argparse.Namespace) -> int:
@@ -58,27 +57,21 @@ def _stop_event() -> asyncio.Event:
 
 
 async def _execute(
-    ident: RunIdentity, inputs: RunInputs, db_url: str, store: ObjectStore, sink: StatusSink
+    ident: RunIdentity, inputs: RunInputs, writer: TrajectoryWriter, store: ObjectStore, sink: StatusSink
 ) -> int:
     stop = _stop_event()
     # Joining the group blocks until every rank is there: off the loop, so SIGTERM still works.
     comm = await asyncio.to_thread(connect, World.from_env(os.environ))
-    engine = make_engine(db_url)
     try:
-        if is_primary(comm):  # rank 0 alone writes to the database
-            await upgrade(engine)
-        return await _train(
-            ident, inputs, TrajectoryRepository(session_factory(engine)), store, sink, stop, comm
-        )
+        return await _train(ident, inputs, writer, store, sink, stop, comm)
     finally:
-        await engine.dispose()
         comm.close()
 
 
 async def _train(
     ident: RunIdentity,
     inputs: RunInputs,
-    repo: TrajectoryRepository,
+    repo: TrajectoryWriter,
     store: ObjectStore,
     sink: StatusSink,
     stop: asyncio.Event,
@@ -100,24 +93,28 @@ async def _train(
 
 
 async def _in_cluster() -> int:
+    """A trainer pod: no platform credential, data only through the API server's ingestion
+    endpoint (its projected token), its own TrainingJob and status through its service account."""
     env = os.environ
     name, namespace = env["AGENTCORE_JOB_NAME"], env["AGENTCORE_JOB_NAMESPACE"]
+    if not env.get("AGENTCORE_INGEST_URL"):
+        raise ValueError("AGENTCORE_INGEST_URL is not set: a trainer pod reaches its data only through it")
+    client = IngestClient(
+        env["AGENTCORE_INGEST_URL"], Path(env.get("AGENTCORE_INGEST_TOKEN_FILE", TOKEN_FILE))
+    )
     async with KubeClient(kubeconfig.load()) as kube:
         tj = TrainingJob.model_validate(await kube.get(TRAININGJOB_RESOURCE, name, namespace))
         spec = tj.spec
-        evaluation = spec.evaluation_data
         inputs = RunInputs(
             spec.config,
-            await load_queries(spec.training_data, namespace, kube),
-            await load_queries(evaluation, namespace, kube) if evaluation is not None else [],
+            await asyncio.to_thread(client.queries, "training"),
+            await asyncio.to_thread(client.queries, "evaluation") if spec.evaluation_data else [],
         )
         ident = RunIdentity(
             tj.metadata.uid or "", name, namespace, spec.agent_id, env.get("AGENTCORE_POD_NAME")
         )
-        store = open_store(env.get("AGENTCORE_OBJECT_STORE") or "file:///tmp/agentcore-objects")
-        if isinstance(store, S3ObjectStore):
-            await asyncio.to_thread(store.ensure_bucket)
-        return await _execute(ident, inputs, database_url(), store, KubeStatusSink(kube, namespace, name))
+        writer, store = IngestTrajectoryWriter(client), IngestObjectStore(client)
+        return await _execute(ident, inputs, writer, store, KubeStatusSink(kube, namespace, name))
 
 
 async def _standalone(args: argparse.Namespace) -> int:
@@ -131,11 +128,21 @@ async def _standalone(args: argparse.Namespace) -> int:
     )
     job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"agentcore-standalone/{args.name}"))
     ident = RunIdentity(job_id, args.name, "standalone", "standalone-agent")
-    db = database_url(args.database_url, state)
     store = open_store(args.object_store or f"file://{state / 'objects'}")
     if isinstance(store, S3ObjectStore):
         await asyncio.to_thread(store.ensure_bucket)
-    return await _execute(ident, inputs, db, store, ConsoleStatusSink())
+    # Standalone runs own their database (the platform's never comes here): migrate, then write.
+    from agentcore.storage.db import database_url, make_engine, session_factory
+    from agentcore.storage.migrate import upgrade
+    from agentcore.storage.trajectories import TrajectoryRepository
+
+    engine = make_engine(database_url(args.database_url, state))
+    try:
+        await upgrade(engine)
+        repo = TrajectoryRepository(session_factory(engine))
+        return await _execute(ident, inputs, repo, store, ConsoleStatusSink())
+    finally:
+        await engine.dispose()
 
 
 def _read_structured(path: Path) -> Any:

@@ -15,15 +15,15 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from agentcore.api.common import format_money, parse_money
 from agentcore.api.training import GRPOConfig, TrainerState
 from agentcore.cost import DEFAULT_PRICES, CostMeter, compute_cost, estimate_iteration_cost, money
 from agentcore.storage.checkpoints import CheckpointInfo, CheckpointManager
-from agentcore.storage.trajectories import TrajectoryRepository
 from agentcore_trainer.distributed import SINGLE, Collective, is_primary
 from agentcore_trainer.runtime.backends import (
     Backend,
@@ -44,6 +44,12 @@ EXIT_CODES = {
     TrainerState.STOPPED: 143,
     TrainerState.FAILED: 1,
 }
+
+
+class TrajectoryWriter(Protocol):
+    """Where trajectories go: the repository (standalone) or the ingestion endpoint (in a cluster)."""
+
+    async def add_batch(self, rows: Sequence[dict[str, Any]]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class TrainingRun:
         self,
         ident: RunIdentity,
         inputs: RunInputs,
-        repo: TrajectoryRepository,
+        repo: TrajectoryWriter,
         checkpoints: CheckpointManager,
         sink: StatusSink,
         stop: asyncio.Event,

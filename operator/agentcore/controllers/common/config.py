@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agentcore.api.images import DEFAULT_TRAINER_IMAGE
+from agentcore.api.ingest import DEFAULT_AUDIENCE as DEFAULT_INGEST_AUDIENCE
 from agentcore.controllers.leader.election import ElectionTiming, timing_problems
 
 
@@ -23,7 +24,11 @@ class OperatorConfig(BaseSettings):
     # shell-style patterns (fnmatch; end a registry prefix with "/*"). Comma-separated from the
     # environment. A tenant's image runs next to the job's credentials: empty allows none.
     allowed_images: Annotated[tuple[str, ...], NoDecode] = ()
-    # Handed to trainer pods through a per-job Secret (the pods run in the jobs' namespaces).
+    # Where trainer pods reach their data: the API server's ingestion endpoint (agentcore.server.ingest),
+    # with a projected service-account token bound to ingest_audience. Trainer pods get no credential.
+    ingest_url: str = "http://127.0.0.1:8080"
+    ingest_audience: str = DEFAULT_INGEST_AUDIENCE
+    # The platform's stores: for the exporter's pods (controllers/exportjob); never in trainer pods.
     database_url: str = ""
     object_store: str = ""
     s3_endpoint: str = ""
@@ -91,7 +96,8 @@ class OperatorConfig(BaseSettings):
         )
 
     def trainer_secret_data(self) -> dict[str, str]:
-        """What the trainer needs to reach the database and the object store."""
+        """What the exporter's pods need to reach the database and the object store (trainer pods
+        no longer get it: they use the ingestion endpoint)."""
         data = {
             "AGENTCORE_DATABASE_URL": self.database_url,
             "AGENTCORE_OBJECT_STORE": self.object_store,

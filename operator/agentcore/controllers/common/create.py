@@ -44,9 +44,17 @@ async def create_or_get(kube: KubeClient, res: Resource, manifest: Obj, ns: str)
     return existing
 
 
+ACCESS_KINDS = {
+    "ServiceAccount": SERVICEACCOUNTS,
+    "Role": ROLES,
+    "RoleBinding": ROLEBINDINGS,
+    "Secret": SECRETS,
+}
+
+
 async def create_workload(kube: KubeClient, ns: str, access: Iterable[Obj], job: Obj) -> Obj:
-    """A pod's identity and access first (ServiceAccount, Role, RoleBinding, Secret, in that
-    order), then its batch/v1 Job; returns the Job as the apiserver holds it."""
-    for res, manifest in zip((SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SECRETS), access, strict=True):
-        await create_or_get(kube, res, manifest, ns)
+    """A pod's identity and access first (ServiceAccount, Role, RoleBinding and, for exporters, a
+    Secret, in the order given), then its batch/v1 Job; returns the Job as the apiserver holds it."""
+    for manifest in access:
+        await create_or_get(kube, ACCESS_KINDS[manifest["kind"]], manifest, ns)
     return await create_or_get(kube, JOBS, job, ns)

@@ -1,6 +1,11 @@
-"""The objects a TrainingJob owns: the trainer's ServiceAccount, Role, RoleBinding, Secret and
-batch/v1 Job, plus, for more than one worker, the headless Service of the Job's pods. Pure
-functions from the TrainingJob to manifests.
+"""The objects a TrainingJob owns: the trainer's ServiceAccount, Role, RoleBinding and batch/v1
+Job, plus, for more than one worker, the headless Service of the Job's pods. Pure functions from
+the TrainingJob to manifests.
+
+No credential goes to the tenant's namespace: the trainer reaches its datasets, trajectories and
+checkpoints only through the API server's ingestion endpoint (``config.ingest_url``), proving who it
+is with a projected service-account token bound to ``config.ingest_audience`` (expiring in an hour,
+rotated by the kubelet). Its Role only reads its TrainingJob and writes that job's status.
 
 Several workers (the Kubeflow Trainer torch pattern): an Indexed Job with completions =
 parallelism = workers; each pod's completion index is its torch.distributed RANK, and the headless
@@ -38,6 +43,10 @@ STOPPED_EXIT_CODE = 143
 PEER_LOST_EXIT_CODE = 75
 MASTER_PORT = 29500  # torch.distributed's default; each pod (or loopback address) has its own
 RENDEZVOUS_PORT_NAME = "rendezvous"
+INGEST_VOLUME = "ingest-token"
+INGEST_TOKEN_DIR = "/var/run/secrets/agentcore.io/ingest"
+INGEST_TOKEN_PATH = "token"
+INGEST_TOKEN_SECONDS = 3600
 
 Obj = dict[str, Any]
 
@@ -102,7 +111,8 @@ def service_account(tj: TrainingJob) -> Obj:
 
 
 def role(tj: TrainingJob) -> Obj:
-    """Least privilege: read its own TrainingJob, write its status, read its data source."""
+    """Least privilege: read its own TrainingJob and write its status. Data sources are read by the
+    API server for it (GET /ingest/v1/datasets/...), so no ConfigMap or Secret is readable."""
     name = tj.metadata.name
     rules: list[Obj] = [
         {"apiGroups": [GROUP], "resources": ["trainingjobs"], "resourceNames": [name], "verbs": ["get"]},
@@ -113,11 +123,6 @@ def role(tj: TrainingJob) -> Obj:
             "verbs": ["get", "patch", "update"],
         },
     ]
-    for kind, names in _data_refs(tj).items():
-        if names:
-            rules.append(
-                {"apiGroups": [""], "resources": [kind], "resourceNames": sorted(names), "verbs": ["get"]}
-            )
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -126,21 +131,11 @@ def role(tj: TrainingJob) -> Obj:
     }
 
 
-def _data_refs(tj: TrainingJob) -> dict[str, set[str]]:
-    refs: dict[str, set[str]] = {"configmaps": set(), "secrets": set()}
-    for source in (tj.spec.training_data, tj.spec.evaluation_data):
-        if source is not None and source.config_map_key_ref is not None:
-            refs["configmaps"].add(source.config_map_key_ref.name)
-        if source is not None and source.secret_key_ref is not None:
-            refs["secrets"].add(source.secret_key_ref.name)
-    return refs
-
-
 def secret_refs(tj: TrainingJob) -> list[tuple[str, KeySelector]]:
     """Every Secret the TrainingJob names, with the field that names it (for error messages).
 
-    The operator checks each carries labels.USABLE_BY_TRAININGJOBS before it creates the Role:
-    RBAC cannot select Secrets by label, so the Role's resourceNames are only safe once checked."""
+    The operator checks each carries labels.USABLE_BY_TRAININGJOBS before it reads one (the data
+    sources, for its checks and through the API server for the trainer) or signs a webhook."""
     refs: list[tuple[str, KeySelector]] = []
     for field, source in (
         ("trainingData", tj.spec.training_data),
@@ -155,10 +150,6 @@ def secret_refs(tj: TrainingJob) -> list[tuple[str, KeySelector]]:
 
 def role_binding(tj: TrainingJob) -> Obj:
     return manifests.role_binding(_meta(tj))
-
-
-def secret(tj: TrainingJob, config: OperatorConfig) -> Obj:
-    return manifests.credentials_secret(_meta(tj), config)
 
 
 def kueue_managed(tj: TrainingJob) -> bool:
@@ -179,8 +170,11 @@ def _container(tj: TrainingJob, config: OperatorConfig) -> Obj:
             },
             {"name": "AGENTCORE_JOB_UID", "value": meta.uid},
             {"name": "AGENTCORE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "AGENTCORE_INGEST_URL", "value": config.ingest_url},
+            {"name": "AGENTCORE_INGEST_TOKEN_FILE", "value": f"{INGEST_TOKEN_DIR}/{INGEST_TOKEN_PATH}"},
+            *({"name": k, "value": v} for k, v in sorted(config.extra_trainer_env.items())),
         ],
-        "envFrom": [{"secretRef": {"name": child_name(tj)}}],
+        "volumeMounts": [{"name": INGEST_VOLUME, "mountPath": INGEST_TOKEN_DIR, "readOnly": True}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "runAsNonRoot": True,
@@ -212,6 +206,7 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
         "serviceAccountName": child_name(tj),
         "terminationGracePeriodSeconds": config.trainer_grace_seconds,
         "containers": [_container(tj, config)],
+        "volumes": [ingest_token_volume(config)],
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 65532,
@@ -225,6 +220,17 @@ def _pod_spec(tj: TrainingJob, config: OperatorConfig) -> Obj:
     if distributed(tj):
         pod_spec["subdomain"] = child_name(tj)  # the headless Service's name
     return pod_spec
+
+
+def ingest_token_volume(config: OperatorConfig) -> Obj:
+    """The trainer's identity towards the ingestion endpoint: a token for that audience only (the
+    apiserver refuses it anywhere else), bound to the pod, rotated by the kubelet before expiry."""
+    token = {
+        "audience": config.ingest_audience,
+        "expirationSeconds": INGEST_TOKEN_SECONDS,
+        "path": INGEST_TOKEN_PATH,
+    }
+    return {"name": INGEST_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}}
 
 
 def _ignored_exit_codes(tj: TrainingJob) -> list[int]:

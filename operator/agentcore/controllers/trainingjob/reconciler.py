@@ -261,12 +261,10 @@ class TrainingJobReconciler:
 
     async def _create_children(self, tj: TrainingJob) -> BatchJob:
         ns = tj.metadata.namespace or ""
-        access = [
-            children.service_account(tj),
-            children.role(tj),
-            children.role_binding(tj),
-            children.secret(tj, self.config),
-        ]
+        # No credentials Secret any more (the trainer uses the ingestion endpoint). A job created by
+        # an older operator keeps its Secret until the job is deleted (owner reference): its Job's
+        # pod template still loads it, and a retried pod without it would never start.
+        access = [children.service_account(tj), children.role(tj), children.role_binding(tj)]
         if children.distributed(tj):  # the ranks' DNS names exist before their pods do
             await create_or_get(self.kube, SERVICES, children.headless_service(tj), ns)
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.

@@ -23,6 +23,7 @@ import yaml
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from agentcore.devenv.binaries import cache_root
+from agentcore.devenv.nodeagent import volumes
 from agentcore.devenv.nodeagent.images import ImageEntry
 from agentcore.devenv.nodeagent.network import PodNetwork
 from agentcore.devenv.nodeagent.podenv import container_env
@@ -240,7 +241,7 @@ class NodeAgent:
         pod_dir = self.dir / "pods" / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
         runner = PodRunner(
-            pod, pod_dir, self.images, {}, lambda c: self._container_env(pod, c), self._reporter(pod)
+            pod, pod_dir, self.images, {}, lambda c: self._container_env(pod, c, pod_dir), self._reporter(pod)
         )
         self.runners[meta["uid"]] = runner
         self._spawn(self._prepare_and_start(runner, pod, pod_dir))
@@ -250,7 +251,10 @@ class NodeAgent:
         runner.pod_ip = await asyncio.to_thread(self.network.attach, pod)
         pod.setdefault("status", {})["podIP"] = runner.pod_ip  # what fieldRef status.podIP reads
         runner.base_env = await self._base_env(pod, pod_dir)
+        tokens = await self._projected_tokens(pod, pod_dir)
         runner.start()
+        if tokens and runner.task is not None:
+            self._spawn(self._refresh_tokens(runner, pod, pod_dir))
         uid = pod["metadata"]["uid"]
         if runner.task is not None:  # a finished pod gives its address back, as a kubelet does
             runner.task.add_done_callback(lambda _: self._spawn(asyncio.to_thread(self.network.detach, uid)))
@@ -273,8 +277,31 @@ class NodeAgent:
 
         return report
 
-    async def _container_env(self, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
-        return await container_env(self.client, pod, container)
+    async def _container_env(
+        self, pod: dict[str, Any], container: dict[str, Any], pod_dir: Path
+    ) -> dict[str, str]:
+        env = await container_env(self.client, pod, container)
+        return volumes.rewrite_mount_paths(env, pod, container, pod_dir)
+
+    async def _projected_tokens(self, pod: dict[str, Any], pod_dir: Path) -> list[volumes.TokenSource]:
+        """The pod's projected service-account tokens (see volumes.py); none written on failure (the
+        container then finds no token file, as a kubelet's would not start)."""
+        try:
+            async for attempt in retrying():
+                with attempt:
+                    return await volumes.write_tokens(self.client, pod, pod_dir)
+        except ApiError as exc:
+            meta = pod["metadata"]
+            log.warning("no projected token for pod %s/%s: %s", meta["namespace"], meta["name"], exc)
+        return []
+
+    async def _refresh_tokens(self, runner: PodRunner, pod: dict[str, Any], pod_dir: Path) -> None:
+        """Fresh tokens at 80% of their lifetime while the pod runs (the kubelet's rotation)."""
+        delay = volumes.refresh_after(volumes.token_sources(pod)) or 0.0
+        while runner.task is not None and not runner.task.done():
+            done, _ = await asyncio.wait({runner.task}, timeout=delay)
+            if not done:
+                await self._projected_tokens(pod, pod_dir)
 
     async def _base_env(self, pod: dict[str, Any], pod_dir: Path) -> dict[str, str]:
         env = {

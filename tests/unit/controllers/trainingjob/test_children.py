@@ -63,15 +63,49 @@ def test_kueue_managed_jobs_start_suspended():
     assert job["metadata"]["labels"][children.KUEUE_QUEUE_LABEL] == "team-queue"
 
 
-def test_role_is_scoped_to_this_job_and_its_data():
+def test_role_reads_only_this_job_and_writes_its_status():
+    """Data sources are read by the API server for the trainer: no ConfigMap or Secret is readable."""
     rules = children.role(trainingjob())["rules"]
-    assert all(rule.get("resourceNames") for rule in rules)
+    assert all(rule.get("resourceNames") == ["tj"] for rule in rules)
+    assert {r["resources"][0] for r in rules} == {"trainingjobs", "trainingjobs/status"}
     by_resource = {r["resources"][0]: r for r in rules}
     assert by_resource["trainingjobs"]["verbs"] == ["get"]
-    assert by_resource["trainingjobs/status"]["resourceNames"] == ["tj"]
-    assert by_resource["configmaps"]["resourceNames"] == ["data"]
-    assert by_resource["secrets"]["resourceNames"] == ["held-out"]
     assert not any(v in r["verbs"] for r in rules for v in ("list", "watch", "create", "delete", "*"))
+
+
+def test_trainer_pod_gets_an_ingest_token_and_no_credentials():
+    config = OperatorConfig(
+        ingest_url="http://api.example:8080", database_url="postgresql://u:pw@db/x", s3_secret_key="sk"
+    )
+    spec = children.job(trainingjob(), config)["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert "envFrom" not in container
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AGENTCORE_INGEST_URL"] == "http://api.example:8080"
+    assert env["AGENTCORE_INGEST_TOKEN_FILE"] == "/var/run/secrets/agentcore.io/ingest/token"
+    assert "pw" not in str(spec) and "sk" not in str(spec)
+    assert spec["volumes"] == [
+        {
+            "name": "ingest-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": "agentcore.io/ingest",
+                            "expirationSeconds": 3600,
+                            "path": "token",
+                        }
+                    }
+                ]
+            },
+        }
+    ]
+    mount = container["volumeMounts"][0]
+    assert mount == {
+        "name": "ingest-token",
+        "mountPath": "/var/run/secrets/agentcore.io/ingest",
+        "readOnly": True,
+    }
 
 
 def test_defaults_come_from_the_model():
