@@ -236,3 +236,35 @@ async def test_more_requests_in_flight_than_allowed_is_429(env: Env) -> None:
     assert (await upload).status == 200
     assert busy.status == 429 and busy.headers["Retry-After"]
     assert other.status == 200
+
+
+async def test_a_namespace_past_its_trajectory_cap_is_refused_507(
+    env: Env, crds_installed: Any, postgres: Any
+) -> None:
+    """Red team (issue 12): no per-tenant cap on stored trajectories; one tenant's trainer could fill
+    the shared database. The cap is the API server's; a refused batch stores nothing."""
+    ns = f"cap-{uuid.uuid4().hex[:6]}"
+    await env.kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    job = await _start_job(env.kube, ns, "job-c", "gamma")
+    engine = make_engine(postgres.dsn)
+    repo = TrajectoryRepository(session_factory(engine), max_per_namespace=3)
+    settings = Settings(kubeconfig=str(crds_installed.kubeconfig), jwt_secret=SECRET)
+    try:
+        async with TestClient(TestServer(create_app(settings, repo=repo))) as http:
+            ok = await http.post(
+                f"{PREFIX}/trajectories",
+                json={"rows": [_row(job, ns, i) for i in range(3)]},
+                headers=job.auth(),
+            )
+            assert ok.status == 200 and (await ok.json())["inserted"] == 3
+            over = await http.post(
+                f"{PREFIX}/trajectories",
+                json={"rows": [_row(job, ns, i) for i in range(3, 5)]},
+                headers=job.auth(),
+            )
+            assert over.status == 507
+            assert "at most 3 trajectories" in await over.text()
+        assert await repo.stored_in(ns) == 3
+    finally:
+        await engine.dispose()
+        await env.kube.delete(NAMESPACES, ns)

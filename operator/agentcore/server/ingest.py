@@ -42,7 +42,7 @@ from agentcore.kube.client import SERVICEACCOUNTS, TRAININGJOB_RESOURCE, ApiErro
 from agentcore.server.auth import bearer_token
 from agentcore.storage.checkpoints import checkpoint_prefix
 from agentcore.storage.objectstore import ObjectNotFound, ObjectStore
-from agentcore.storage.trajectories import TrajectoryRepository
+from agentcore.storage.trajectories import TrajectoryQuotaExceeded, TrajectoryRepository
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,10 @@ async def _trajectories(request: web.Request) -> web.Response:
             if (row.job_id, row.namespace, row.job_name) != (caller.uid, caller.namespace, caller.name):
                 raise web.HTTPForbidden(text=f"rows[{index}].job_id: not the caller's job ({caller.uid})")
         assert deps.repo is not None
-        inserted = await deps.repo.add_batch([row.model_dump() for row in batch.rows])
+        try:
+            inserted = await deps.repo.add_batch([row.model_dump() for row in batch.rows])
+        except TrajectoryQuotaExceeded as exc:  # not retried: the trainer fails the job saying so
+            raise web.HTTPInsufficientStorage(text=f"trajectories: {exc}") from None
         return _json(BatchResult(inserted=inserted))
 
 
