@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     cancel_wait_seconds: float = 30.0
     evaluate_timeout_seconds: float = 900.0
     cache_sync_timeout_seconds: float = 10.0
-    run_migrations: bool = True
+    # Off by default: in a cluster the chart's migrations hook Job (agentcore migrate) is the one
+    # writer of the schema, and `agentcore dev` migrates before starting components. A replica that
+    # migrated at start raced the others and held schema rights it does not need.
+    run_migrations: bool = False
 
     @field_validator("rate_limits", mode="before")
     @classmethod
