@@ -44,7 +44,7 @@ class Observer:
 
     def __init__(self, cp, tenant: str, platform: str) -> None:
         self.cp, self.tenant, self.platform = cp, tenant, platform
-        self.tenant_dumps: list[str] = []
+        self.tenant_dumps: list[tuple[str, str]] = []  # (kind/name, everything kubectl shows)
         self.tenant_pods: set[str] = set()
         self.platform_pods: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -62,7 +62,7 @@ class Observer:
                     item = {**item, "decoded": decoded}
                 if kind == "pods":
                     self.tenant_pods.add(item["metadata"]["name"])
-                self.tenant_dumps.append(json.dumps(item))
+                self.tenant_dumps.append((f"{kind}/{item['metadata']['name']}", json.dumps(item)))
         pods = get_json(self.cp, "-n", self.platform, "get", "pods", "-l", NS_LABEL)
         self.platform_pods += pods.get("items", [])
 
@@ -137,7 +137,7 @@ def test_no_platform_credentials_in_the_tenant_namespace(platform_stack, postgre
         content, _, _ = sc.download("json")
     assert content  # the file downloads
     for value in _secret_values(postgres, s3):
-        leaks = [dump[:200] for dump in seen.tenant_dumps if value in dump]
+        leaks = sorted({where for where, dump in seen.tenant_dumps if value in dump})  # not the value
         assert not leaks, f"a platform credential is readable in the tenant namespace: {leaks}"
     assert not seen.tenant_pods, f"pods ran in the tenant namespace: {seen.tenant_pods}"
     ej = _exportjob(sc, "json")

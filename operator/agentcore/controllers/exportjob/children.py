@@ -144,9 +144,16 @@ def role_binding(ej: ExportJob, platform: str) -> Obj:
     }
 
 
-def secret(ej: ExportJob, config: OperatorConfig, platform: str) -> Obj:
-    """Database and object store access, in the platform namespace only."""
-    return manifests.credentials_secret(_platform_meta(ej, platform), config)
+def secret(ej: ExportJob, config: OperatorConfig, platform: str, account_uid: str = "") -> Obj:
+    """Database and object store access, in the platform namespace only. Owned by the pod's
+    ServiceAccount (same namespace), so it goes with it: the operator never lists or deletes
+    Secrets."""
+    meta = _platform_meta(ej, platform)
+    if account_uid:
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "name": meta["name"], "uid": account_uid}
+        ]
+    return manifests.credentials_secret(meta, config)
 
 
 def _container(ej: ExportJob, settings: ExportSettings) -> Obj:

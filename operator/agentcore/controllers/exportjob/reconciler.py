@@ -55,8 +55,9 @@ RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob n
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
 
 Obj = dict[str, Any]
-# What the operator creates in the platform namespace per export, deleted in this order.
-PLATFORM_KINDS: tuple[Resource, ...] = (JOBS, SECRETS, SERVICEACCOUNTS)
+# What the operator deletes in the platform namespace per export (the Secret goes with its
+# ServiceAccount, its owner, and the pod with its Job).
+PLATFORM_KINDS: tuple[Resource, ...] = (JOBS, SERVICEACCOUNTS)
 
 
 def jobs_by_exportjob(items: list[Obj], uids: dict[str, str | None]) -> dict[str, BatchJob]:
@@ -142,9 +143,30 @@ class ExportJobReconciler:
         await create_or_get(self.kube, ROLES, children.role(ej), ns)
         await create_or_get(self.kube, ROLEBINDINGS, children.role_binding(ej, self.platform), ns)
         p = self.platform
-        await create_or_get(self.kube, SERVICEACCOUNTS, children.service_account(ej, p), p)
-        await create_or_get(self.kube, SECRETS, children.secret(ej, self.config, p), p)
-        return BatchJob.parse(await create_or_get(self.kube, JOBS, children.job(ej, self.settings, p), p))
+        account = await self._create_platform(SERVICEACCOUNTS, children.service_account(ej, p))
+        uid = (account.get("metadata") or {}).get("uid", "")
+        await self._create_platform(SECRETS, children.secret(ej, self.config, p, uid))
+        return BatchJob.parse(await self._create_platform(JOBS, children.job(ej, self.settings, p)))
+
+    async def _create_platform(self, res: Resource, manifest: Obj) -> Obj:
+        """Create in the platform namespace; if it exists (409, a retry of our own create), the
+        existing one only when its uid label names the same ExportJob — there is no owner
+        reference to compare across namespaces."""
+        try:
+            created: Obj = await self.kube.create(res, manifest, self.platform)
+            return created
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        name = manifest["metadata"]["name"]
+        existing: Obj = await self.kube.get(res, name, self.platform)
+        want = manifest["metadata"]["labels"][labels.EXPORTJOB_UID]
+        if ((existing.get("metadata") or {}).get("labels") or {}).get(labels.EXPORTJOB_UID) != want:
+            raise ChildConflict(
+                f"{res.plural} {self.platform}/{name} already exists for another ExportJob; "
+                "the operator deletes it once that ExportJob is gone"
+            )
+        return existing
 
     async def resync(self) -> None:
         """Level-triggered safety net: every namespace that has ExportJobs."""
@@ -202,7 +224,7 @@ class ExportJobReconciler:
                 log.info("deleted %s %s/%s: its ExportJob is gone", res.plural, self.platform, name)
 
     async def forget(self, uid: str) -> None:
-        """An ExportJob was deleted: its pod, Job, ServiceAccount and Secret go too."""
+        """An ExportJob was deleted: its pod, Job, ServiceAccount and (owned by that) Secret go too."""
         selector = f"{children.platform_selector()},{labels.EXPORTJOB_UID}={uid}"
         for res, item in await self._platform_objects(selector):
             await self._delete_quietly(res, (item.get("metadata") or {}).get("name", ""))

@@ -252,8 +252,10 @@ def test_platform_names_keep_namespace_name_pairs_apart():
 
 def test_export_secret_carries_storage_settings():
     config = OperatorConfig(database_url="postgresql://db", object_store="s3://b/p", s3_access_key="ak")
-    secret = children.secret(ej("a"), config, "platform")
+    secret = children.secret(ej("a"), config, "platform", "sa-uid")
     assert secret["metadata"]["namespace"] == "platform"
+    # Goes with the ServiceAccount (same namespace): the operator never deletes Secrets itself.
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "sa-uid"
     data = secret["data"]
     assert set(data) >= {"AGENTCORE_DATABASE_URL", "AGENTCORE_OBJECT_STORE", "AWS_ACCESS_KEY_ID"}
 
