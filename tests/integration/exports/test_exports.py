@@ -519,17 +519,18 @@ def test_pseudonymisation_key_secret_and_pod_rbac(stack):
         ("batch", "jobs", ("list",)),
         ("", "secrets", ("get",)),
     }
-    can = stack.cp.kubectl(
-        "-n",
-        ns,
-        "auth",
-        "can-i",
-        "patch",
-        "exportjobs/status",
-        f"--as=system:serviceaccount:{ns}:{name}",
-        check=False,
-    )
-    assert can.stdout.strip() == "no"  # only its own ExportJob, by name
+    # Bound to the export pod's ServiceAccount in the platform namespace, not one in the tenant's.
+    subject = get_json(stack.cp, "-n", ns, "get", "rolebinding", name)["subjects"][0]
+    assert subject["namespace"] == "default" != ns  # the test operator's platform namespace
+    account = f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
+
+    def can_i(*what: str) -> str:
+        return stack.cp.kubectl(
+            "-n", ns, "auth", "can-i", *what, f"--as={account}", check=False
+        ).stdout.strip()
+
+    assert can_i("patch", f"exportjobs/export-{stack.requested['pdf'].id}", "--subresource=status") == "yes"
+    assert can_i("patch", "exportjobs/status") == "no"  # only its own ExportJob, by name
     _key(stack, stack.tenants["fmt"])
 
 
