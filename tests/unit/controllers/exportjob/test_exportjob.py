@@ -341,3 +341,12 @@ def test_expiry_reads_the_typed_status():
     recent = ej("c", phase="Cancelled", status={"timing": {"completedAt": "2026-01-02T11:59:30Z"}})
     assert r._expired(done, NOW) and r._expired(failed, NOW)
     assert not r._expired(recent, NOW) and not r._expired(ej("d"), NOW)
+
+
+def test_platform_jobs_match_their_exportjob_by_uid_label():
+    def platform_job(name: str, uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"training.agentcore.io/exportjob-uid": uid}}}
+
+    items = [platform_job("mine", "uid-a"), platform_job("namesake", "uid-old"), {"metadata": {"name": "x"}}]
+    found = reconciler.jobs_by_exportjob(items, {"a": "uid-a", "b": None})
+    assert {name: j.name for name, j in found.items()} == {"a": "mine"}  # not a deleted namesake's
