@@ -95,6 +95,9 @@ def _leading(memo: kopf.Memo) -> bool:
 @kopf.on.event(GROUP, VERSION, "exportjobs")
 async def exportjob_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     # Deletions matter too: a deleted export frees a slot in its namespace's queue.
+    watched = memo.export_reconciler.config.namespaces if _leading(memo) else ()
+    if watched and body.metadata.namespace not in watched:
+        return  # kopf also watches the platform namespace (for export Jobs): not a tenant here
     if _leading(memo):
         with contextlib.suppress(NotLeader):  # the lease ran out: the next leader redoes it
             if event.get("type") == "DELETED" and body.metadata.uid:
