@@ -34,6 +34,10 @@ USABLE_VALUE = "true"
 # --- ExportJob and its children ------------------------------------------------------------------
 EXPORTJOB = f"{GROUP}/exportjob"
 EXPORT_ID = f"{GROUP}/export-id"
+# On the exporter's objects in the platform namespace: which ExportJob they belong to (no owner
+# reference can cross namespaces, so the operator deletes them by these).
+EXPORTJOB_NAMESPACE = f"{GROUP}/exportjob-namespace"
+EXPORTJOB_UID = f"{GROUP}/exportjob-uid"
 REDACTION_RULE = f"{GROUP}/redaction-rule"  # ConfigMaps holding a custom redaction rule
 KEY_COMPONENT = f"{GROUP}/component"  # on the per-namespace pseudonym key Secret
 KEY_DESCRIPTION = f"{GROUP}/description"

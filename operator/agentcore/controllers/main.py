@@ -108,7 +108,8 @@ async def _operate(config: Any, liveness: str | None) -> int:
         await kopf.operator(
             standalone=True,  # no kopf peering: the Lease decides who reconciles
             clusterwide=not config.namespaces,
-            namespaces=list(config.namespaces),
+            # The platform namespace too: export Jobs run there (controllers/exportjob/children.py).
+            namespaces=sorted({*config.namespaces, config.platform_ns()}) if config.namespaces else [],
             liveness_endpoint=liveness,
             memo=kopf.Memo(config=config, leader=elector),
             stop_flag=stop,

@@ -214,6 +214,9 @@ def _crds_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "crds"
 
 
+SYSTEM_NAMESPACE = "agentcore-system"
+
+
 def embedded_env(state: Path, kubeconfig: Path) -> dict[str, str]:
     """The embedded defaults: SQLite and a local object store under the state directory."""
     return {
@@ -225,6 +228,8 @@ def embedded_env(state: Path, kubeconfig: Path) -> dict[str, str]:
         # On this machine, webhook receivers are local processes: let the operator reach loopback.
         "AGENTCORE_WEBHOOK_ALLOWED_NETWORKS": os.environ.get("AGENTCORE_WEBHOOK_ALLOWED_NETWORKS")
         or "127.0.0.0/8,::1/128",
+        # Export pods and their credentials: the system namespace, not the tenants' (docs/security.md).
+        "AGENTCORE_PLATFORM_NAMESPACE": os.environ.get("AGENTCORE_PLATFORM_NAMESPACE") or SYSTEM_NAMESPACE,
     }
 
 
@@ -234,6 +239,13 @@ def _start_operator(state: Path, env: dict[str, str], cp: ControlPlane, stack: c
     # The chart's ExportJob admission policy, so kubectl-created exports are checked here too.
     policy = [admission.exportjob_policy(), admission.exportjob_policy_binding()]
     cp.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": policy}))
+    system = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": env["AGENTCORE_PLATFORM_NAMESPACE"]},
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(system))
+    # The one migration of the local system, before any component starts (none migrates itself).
     asyncio.run(_migrate(env["AGENTCORE_DATABASE_URL"]))
     argv = [str(Path(sys.executable).parent / "agentcore"), "operator", "--log-format", "plain"]
     operator = ManagedProcess("operator", argv, state / "operator.log", env=env)

@@ -64,7 +64,6 @@ from agentcore.kube.client import (
     KubeClient,
 )
 from agentcore.storage.db import database_url, make_engine
-from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import ObjectStore, S3ObjectStore, open_store
 
 log = logging.getLogger("agentcore.exporter")
@@ -238,9 +237,7 @@ class Export:
             rule.check_level(cfg.privacy_level)
             key = await read_key(self.kube, self.namespace)
         engine = make_engine(database_url()) if _needs_db(spec) else None
-        try:
-            if engine is not None:
-                await upgrade(engine)
+        try:  # no migrations here: the chart's hook Job (or `agentcore dev`) ran them
             ctx = await _context(self.kube, self.namespace, spec, engine)
             title = spec.name or self.name
             prepared = await pipeline.prepare(ctx, title, rule, key)

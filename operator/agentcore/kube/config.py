@@ -173,6 +173,22 @@ class KubeConfig:
             configuration.api_key["BearerToken"] = f"Bearer {token}"
 
 
+def own_namespace(configured: str = "") -> str:
+    """The configured namespace, else the pod's own (in-cluster), else ``default``."""
+    if configured:
+        return configured
+    try:
+        return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def platform_namespace() -> str:
+    """Where export pods and their credentials live (AGENTCORE_PLATFORM_NAMESPACE, else the pod's
+    own): read by the API server; the operator has it as OperatorConfig.platform_namespace."""
+    return own_namespace(os.environ.get("AGENTCORE_PLATFORM_NAMESPACE", ""))
+
+
 def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> KubeConfig:
     """Pick the configuration source (see the module docstring) and load it."""
     paths = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG")

@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     cancel_wait_seconds: float = 30.0
     evaluate_timeout_seconds: float = 900.0
     cache_sync_timeout_seconds: float = 10.0
-    run_migrations: bool = True
+    # Off by default: in a cluster the chart's migrations hook Job (agentcore migrate) is the one
+    # writer of the schema, and `agentcore dev` migrates before starting components. A replica that
+    # migrated at start raced the others and held schema rights it does not need.
+    run_migrations: bool = False
     # Trajectories one namespace (tenant) may store in the shared database; 0: no cap. A batch that
     # would pass it is refused whole, and the trainer fails its job saying so.
     max_trajectories_per_namespace: int = Field(default=10_000_000, ge=0)

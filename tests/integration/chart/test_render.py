@@ -478,13 +478,53 @@ def test_operator_holds_what_it_grants_exporters(
     _check_covers(operator, exportjob_children.role(ej))
     _check_can_create(
         operator,
-        [
-            exportjob_children.service_account(ej),
-            exportjob_children.role(ej),
-            exportjob_children.role_binding(ej),
-            key_secret("ns"),
-        ],
+        [exportjob_children.role(ej), exportjob_children.role_binding(ej, "agentcore"), key_secret("ns")],
     )
+
+
+@pytest.mark.parametrize("scope", ["cluster", "namespaced"])
+def test_exports_run_in_the_release_namespace(scope: str) -> None:
+    """Export pods and their credentials live in the platform (release) namespace: the operator may
+    create, watch and delete them there, and both components are told where it is."""
+    from agentcore.api.exports import ExportJob
+    from agentcore.controllers.common.config import OperatorConfig as Config
+    from agentcore.controllers.exportjob import children as exportjob_children
+    from agentcore.exports.settings import ExportSettings
+
+    objs = render({**MINIMAL, "rbac": {"scope": scope}}, namespace="platform")
+    role = one(objs, "Role", "-operator-exports")
+    assert role["metadata"]["namespace"] == "platform"
+    binding = one(objs, "RoleBinding", "-operator-exports")
+    assert (
+        binding["metadata"]["namespace"] == "platform"
+        and binding["roleRef"]["name"] == role["metadata"]["name"]
+    )
+    ej = ExportJob.model_validate(
+        {
+            "apiVersion": "training.agentcore.io/v1alpha1",
+            "kind": "ExportJob",
+            "metadata": {"name": "ej", "namespace": "tenant", "uid": "u"},
+            "spec": {"exportType": "trajectories", "name": "x", "config": {"format": "csv"}},
+        }
+    )
+    rules = role["rules"]
+    platform = [
+        exportjob_children.service_account(ej, "platform"),
+        exportjob_children.secret(ej, Config(), "platform", "sa-uid"),
+        exportjob_children.job(ej, ExportSettings(), "platform"),
+    ]
+    _check_can_create(rules, platform)
+    for resource in ("jobs", "serviceaccounts"):  # the sweep lists and deletes them by label
+        group = "batch" if resource == "jobs" else ""
+        assert _allows(rules, group, resource, "list") and _allows(rules, group, resource, "delete")
+    assert _allows(rules, "batch", "jobs", "watch")
+    config = one(objs, "ConfigMap", "-config")
+    assert config["data"]["AGENTCORE_PLATFORM_NAMESPACE"] == "platform"
+    for deployment in by_kind(objs, "Deployment"):
+        env = {
+            e["name"] for c in deployment["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])
+        }
+        assert "AGENTCORE_PLATFORM_NAMESPACE" in env, deployment["metadata"]["name"]
 
 
 def test_cluster_mode_binds_cluster_roles(default_objs: list[Obj]) -> None:
@@ -494,9 +534,12 @@ def test_cluster_mode_binds_cluster_roles(default_objs: list[Obj]) -> None:
     for b in bindings:
         assert b["roleRef"]["kind"] == "ClusterRole"
         assert b["subjects"][0]["name"] in accounts and b["subjects"][0]["namespace"] == "agentcore"
-    # The one Role: the leader-election Lease, in the release namespace.
-    assert [r["metadata"]["name"] for r in by_kind(default_objs, "Role")] == [
-        "ac-agentcore-training-operator-leader"
+    # The only Roles, in the release namespace: the leader-election Lease, and the export pods
+    # (platform namespace) for the operator and the API server.
+    assert sorted(r["metadata"]["name"] for r in by_kind(default_objs, "Role")) == [
+        "ac-agentcore-training-api-exports",
+        "ac-agentcore-training-operator-exports",
+        "ac-agentcore-training-operator-leader",
     ]
 
 
@@ -508,11 +551,12 @@ def test_namespaced_mode_creates_nothing_cluster_scoped() -> None:
     assert [(o["kind"], o["roleRef"]["name"]) for o in cluster] == [
         ("ClusterRoleBinding", "system:auth-delegator")
     ]
-    roles = [r for r in by_kind(objs, "Role") if not r["metadata"]["name"].endswith("-leader")]
+    release = ("-leader", "-exports")  # the Lease and the export pods live with the release
+    roles = [r for r in by_kind(objs, "Role") if not r["metadata"]["name"].endswith(release)]
     assert {r["metadata"]["namespace"] for r in roles} == {"team-a"}
     for b in by_kind(objs, "RoleBinding"):
-        leader = b["metadata"]["name"].endswith("-operator-leader")  # the Lease lives with the release
-        assert b["metadata"]["namespace"] == ("agentcore-system" if leader else "team-a")
+        at_home = b["metadata"]["name"].endswith(release)
+        assert b["metadata"]["namespace"] == ("agentcore-system" if at_home else "team-a")
         assert b["subjects"][0]["namespace"] == "agentcore-system"
     default_ns = render(merged({"rbac": {"scope": "namespaced"}}), namespace="solo")
     assert {r["metadata"]["namespace"] for r in by_kind(default_ns, "Role")} == {"solo"}

@@ -334,8 +334,11 @@ def test_cancel_pending_cancel_running_and_delete(stack):
     resp = requests.post(f"{stack.rest.url}/{req.id}/cancel", headers=req.headers, timeout=30)
     assert resp.json() == {"id": req.id, "status": "cancelled", "message": "Export cancelled successfully"}
     assert stack.finished("queued")["status"] == "cancelled"
-    no_job = stack.cp.kubectl("-n", ns, "get", "job", f"export-{req.id}-export", check=False)
-    assert no_job.returncode != 0  # never admitted, never ran
+    for where in (ns, "default"):  # the tenant's namespace and the (test operator's) platform one
+        jobs = get_json(
+            stack.cp, "-n", where, "get", "jobs", "-l", f"training.agentcore.io/export-id={req.id}"
+        )
+        assert jobs["items"] == []  # never admitted, never ran
 
     wait_for(lambda: _phase(stack, "slow-0") == "running", 120, interval=0.3, what="slow-0 running")
     slow = stack.requested["slow-0"]
@@ -494,7 +497,11 @@ def test_at_most_three_exports_per_tenant(stack):
         stack.finished(label)
     exportjobs = get_json(stack.cp, "-n", ns, "get", "exportjobs")["items"]
     done_at = {ej["metadata"]["name"]: ej["status"]["timing"]["completedAt"] for ej in exportjobs}
-    jobs = get_json(stack.cp, "-n", ns, "get", "jobs", "-l", "training.agentcore.io/exportjob")["items"]
+    # The export Jobs run in the platform namespace ("default" for the test operator), labelled
+    # with their ExportJob's namespace.
+    selector = f"training.agentcore.io/exportjob,training.agentcore.io/exportjob-namespace={ns}"
+    jobs = get_json(stack.cp, "-n", "default", "get", "jobs", "-l", selector)["items"]
+    assert get_json(stack.cp, "-n", ns, "get", "jobs", "-l", "training.agentcore.io/exportjob")["items"] == []
     started = sorted(
         (j["metadata"]["creationTimestamp"], j["metadata"]["labels"]["training.agentcore.io/exportjob"])
         for j in jobs
@@ -519,17 +526,18 @@ def test_pseudonymisation_key_secret_and_pod_rbac(stack):
         ("batch", "jobs", ("list",)),
         ("", "secrets", ("get",)),
     }
-    can = stack.cp.kubectl(
-        "-n",
-        ns,
-        "auth",
-        "can-i",
-        "patch",
-        "exportjobs/status",
-        f"--as=system:serviceaccount:{ns}:{name}",
-        check=False,
-    )
-    assert can.stdout.strip() == "no"  # only its own ExportJob, by name
+    # Bound to the export pod's ServiceAccount in the platform namespace, not one in the tenant's.
+    subject = get_json(stack.cp, "-n", ns, "get", "rolebinding", name)["subjects"][0]
+    assert subject["namespace"] == "default" != ns  # the test operator's platform namespace
+    account = f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
+
+    def can_i(*what: str) -> str:
+        return stack.cp.kubectl(
+            "-n", ns, "auth", "can-i", *what, f"--as={account}", check=False
+        ).stdout.strip()
+
+    assert can_i("patch", f"exportjobs/export-{stack.requested['pdf'].id}", "--subresource=status") == "yes"
+    assert can_i("patch", "exportjobs/status") == "no"  # only its own ExportJob, by name
     _key(stack, stack.tenants["fmt"])
 
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from agentcore.api.images import DEFAULT_TRAINER_IMAGE
 from agentcore.api.ingest import DEFAULT_AUDIENCE as DEFAULT_INGEST_AUDIENCE
 from agentcore.controllers.leader.election import ElectionTiming, timing_problems
+from agentcore.kube.config import own_namespace
 
 
 class OperatorConfig(BaseSettings):
@@ -39,6 +40,10 @@ class OperatorConfig(BaseSettings):
     namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias=AliasChoices("AGENTCORE_WATCH_NAMESPACES")
     )
+    # Where export pods, their ServiceAccounts and credentials live: the operator's own namespace
+    # (empty: the pod's own, see platform_ns()), never a tenant's, whose users could read a Secret
+    # or exec into a pod there.
+    platform_namespace: str = ""
     resync_seconds: float = 30.0
     # Objects handled at once (kopf's worker limit): when all are busy kopf stops reading the watch
     # streams, so a burst of N new jobs waits in the apiserver, not in this process's memory.
@@ -73,6 +78,10 @@ class OperatorConfig(BaseSettings):
             names = "lease_duration_seconds, renew_deadline_seconds, retry_period_seconds"
             raise ValueError(f"leader election ({names}): {'; '.join(problems)}")
         return self
+
+    def platform_ns(self) -> str:
+        """The platform namespace: configured, else the operator pod's own, else ``default``."""
+        return own_namespace(self.platform_namespace)
 
     def election_timing(self) -> ElectionTiming:
         return ElectionTiming(

@@ -1,5 +1,11 @@
-"""The objects an ExportJob owns: the export pod's ServiceAccount, Role, RoleBinding, Secret and
-batch/v1 Job. Pure functions from the ExportJob to manifests.
+"""The objects of an ExportJob's export pod. Pure functions from the ExportJob to manifests.
+
+The pod, its ServiceAccount, its credentials Secret and its batch/v1 Job live in the platform
+namespace: a tenant with kubectl in its own namespace could otherwise read the Secret (the platform's
+database password and object-store keys) or exec into or replace the pod. No owner reference can
+cross namespaces, so they carry the ExportJob's namespace, name and uid as labels, and the operator
+deletes them (reconciler.py). Only the Role and RoleBinding stay in the tenant namespace, owned by
+the ExportJob: they let the platform ServiceAccount reach what this one export needs there.
 
 The Role is cut to what this one export needs: read its ExportJob and write its status (by name),
 list the namespace's TrainingJobs read-only (only for the types built from them), list batch Jobs
@@ -9,6 +15,7 @@ rule ConfigMap by name (only below the full level).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from agentcore.api import labels
@@ -31,6 +38,20 @@ def child_name(ej: ExportJob) -> str:
     return manifests.bounded_name(ej.name, "-export")
 
 
+def platform_name(ej: ExportJob) -> str:
+    """The pod's objects' name in the platform namespace: unique per (namespace, name) — the digest
+    keeps "a-b"/"c" and "a"/"b-c" apart — and bounded."""
+    digest = hashlib.sha256(f"{ej.namespace}/{ej.name}".encode()).hexdigest()[:8]
+    return manifests.bounded_name(f"{ej.namespace}-{ej.name}-{digest}", "-export")
+
+
+def platform_selector(namespace: str | None = None) -> str:
+    """Selects the exporter objects in the platform namespace (of one tenant namespace)."""
+    if namespace is None:
+        return f"{LABEL_EXPORTJOB},{labels.EXPORTJOB_UID}"
+    return f"{LABEL_EXPORTJOB},{labels.EXPORTJOB_UID},{labels.EXPORTJOB_NAMESPACE}={namespace}"
+
+
 def name_label(ej: ExportJob) -> str:
     """The ExportJob's name as a label value (at most 63 characters, unique per name); Jobs are
     matched to their ExportJob by controller reference, the label is for people and selectors."""
@@ -41,25 +62,38 @@ def owner_reference(ej: ExportJob) -> Obj:
     return manifests.controller_reference(ej.api_version, ej.kind, ej.metadata)
 
 
+def _labels(ej: ExportJob) -> dict[str, str]:
+    return {
+        LABEL_EXPORTJOB: name_label(ej),
+        LABEL_EXPORT_ID: ej.export_id,
+        labels.EXPORTJOB_NAMESPACE: ej.namespace,
+        labels.EXPORTJOB_UID: ej.metadata.uid or "",
+        labels.MANAGED_BY: labels.OPERATOR_NAME,
+        labels.COMPONENT: "exporter",
+    }
+
+
 def _meta(ej: ExportJob) -> Obj:
+    """In the tenant namespace, owned by the ExportJob (the Role and RoleBinding)."""
     return {
         "name": child_name(ej),
         "namespace": ej.namespace,
-        "labels": {
-            LABEL_EXPORTJOB: name_label(ej),
-            LABEL_EXPORT_ID: ej.export_id,
-            labels.MANAGED_BY: labels.OPERATOR_NAME,
-            labels.COMPONENT: "exporter",
-        },
+        "labels": _labels(ej),
         "ownerReferences": [owner_reference(ej)],
     }
 
 
-def service_account(ej: ExportJob) -> Obj:
+def _platform_meta(ej: ExportJob, platform: str) -> Obj:
+    """In the platform namespace: no owner reference (it cannot cross namespaces), the labels say
+    whose they are."""
+    return {"name": platform_name(ej), "namespace": platform, "labels": _labels(ej)}
+
+
+def service_account(ej: ExportJob, platform: str) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(ej),
+        "metadata": _platform_meta(ej, platform),
         "automountServiceAccountToken": True,
     }
 
@@ -99,13 +133,27 @@ def role(ej: ExportJob) -> Obj:
     }
 
 
-def role_binding(ej: ExportJob) -> Obj:
-    return manifests.role_binding(_meta(ej))
+def role_binding(ej: ExportJob, platform: str) -> Obj:
+    """The tenant-namespace Role, granted to the export pod's ServiceAccount in the platform namespace."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(ej),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": child_name(ej)},
+        "subjects": [{"kind": "ServiceAccount", "name": platform_name(ej), "namespace": platform}],
+    }
 
 
-def secret(ej: ExportJob, config: OperatorConfig) -> Obj:
-    """Database and object store access, as for trainer pods."""
-    return manifests.credentials_secret(_meta(ej), config)
+def secret(ej: ExportJob, config: OperatorConfig, platform: str, account_uid: str = "") -> Obj:
+    """Database and object store access, in the platform namespace only. Owned by the pod's
+    ServiceAccount (same namespace), so it goes with it: the operator never lists or deletes
+    Secrets."""
+    meta = _platform_meta(ej, platform)
+    if account_uid:
+        meta["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "name": meta["name"], "uid": account_uid}
+        ]
+    return manifests.credentials_secret(meta, config)
 
 
 def _container(ej: ExportJob, settings: ExportSettings) -> Obj:
@@ -115,15 +163,13 @@ def _container(ej: ExportJob, settings: ExportSettings) -> Obj:
         "command": ["agentcore", "exporter"],
         "env": [
             {"name": "AGENTCORE_EXPORT_NAME", "value": ej.name},
-            {
-                "name": "AGENTCORE_EXPORT_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
+            # The ExportJob's (tenant) namespace, not the pod's (the platform's).
+            {"name": "AGENTCORE_EXPORT_NAMESPACE", "value": ej.namespace},
             {"name": "AGENTCORE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "AGENTCORE_EXPORT_RETENTION_SECONDS", "value": str(settings.retention_seconds)},
             {"name": "TMPDIR", "value": "/tmp"},
         ],
-        "envFrom": [{"secretRef": {"name": child_name(ej)}}],
+        "envFrom": [{"secretRef": {"name": platform_name(ej)}}],
         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -134,11 +180,11 @@ def _container(ej: ExportJob, settings: ExportSettings) -> Obj:
     }
 
 
-def job(ej: ExportJob, settings: ExportSettings) -> Obj:
-    pod_labels = {LABEL_EXPORTJOB: name_label(ej), LABEL_EXPORT_ID: ej.export_id}
+def job(ej: ExportJob, settings: ExportSettings, platform: str) -> Obj:
+    pod_labels = {k: v for k, v in _labels(ej).items() if k != labels.MANAGED_BY}
     pod_spec: Obj = {
         "restartPolicy": "Never",
-        "serviceAccountName": child_name(ej),
+        "serviceAccountName": platform_name(ej),
         "terminationGracePeriodSeconds": settings.grace_seconds,
         "containers": [_container(ej, settings)],
         # The file is written to scratch space before upload: an emptyDir, not the image's disk.
@@ -163,4 +209,9 @@ def job(ej: ExportJob, settings: ExportSettings) -> Obj:
         },
         "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
     }
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(ej), "spec": job_spec}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _platform_meta(ej, platform),
+        "spec": job_spec,
+    }

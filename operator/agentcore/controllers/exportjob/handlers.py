@@ -1,9 +1,11 @@
 """kopf wiring for ExportJobs: thin event handlers that reconcile the ExportJob's namespace (its
 tenant queue), and one periodic task for resync and the expiry sweep.
 
-Only event handlers and our own task: kopf adds no finalizer, so deleting an ExportJob deletes its
-Job, pod, RBAC and Secret through owner references (the REST DELETE removes the file first; the
-sweep removes files whose ExportJob went another way). Importing this module registers the handlers.
+Only event handlers and our own task: kopf adds no finalizer. Deleting an ExportJob deletes its
+tenant-namespace Role and RoleBinding through owner references; its Job, pod, ServiceAccount and
+Secret in the platform namespace are deleted when the deletion is seen, and by the sweep otherwise
+(the REST DELETE removes the file first; the sweep removes files whose ExportJob went another way).
+Importing this module registers the handlers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import kopf
 
 from agentcore.api.common import GROUP, VERSION
+from agentcore.api.labels import EXPORTJOB_NAMESPACE
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob.reconciler import ExportJobReconciler
 from agentcore.controllers.leader.elector import LeaderElector, NotLeader
@@ -90,15 +93,28 @@ def _leading(memo: kopf.Memo) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, "exportjobs")
-async def exportjob_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def exportjob_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     # Deletions matter too: a deleted export frees a slot in its namespace's queue.
+    watched = memo.export_reconciler.config.namespaces if _leading(memo) else ()
+    if watched and body.metadata.namespace not in watched:
+        return  # kopf also watches the platform namespace (for export Jobs): not a tenant here
     if _leading(memo):
         with contextlib.suppress(NotLeader):  # the lease ran out: the next leader redoes it
+            if event.get("type") == "DELETED" and body.metadata.uid:
+                await memo.export_reconciler.forget(body.metadata.uid)
             await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXPORTJOB: kopf.PRESENT})
+_EXPORT_JOB_LABELS = {LABEL_EXPORTJOB: kopf.PRESENT, EXPORTJOB_NAMESPACE: kopf.PRESENT}
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=_EXPORT_JOB_LABELS)
 async def export_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if _leading(memo):
-        with contextlib.suppress(NotLeader):
-            await memo.export_reconciler.reconcile_namespace(body.metadata.namespace)
+    # Export Jobs live in the platform namespace; the label names the ExportJob's (tenant) one.
+    if not _leading(memo):
+        return
+    reconciler: ExportJobReconciler = memo.export_reconciler
+    if body.metadata.namespace != reconciler.platform:
+        return  # a label anyone could set on a Job elsewhere does not count
+    with contextlib.suppress(NotLeader):
+        await reconciler.reconcile_namespace(body.metadata.labels[EXPORTJOB_NAMESPACE])

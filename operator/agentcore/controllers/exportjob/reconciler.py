@@ -2,6 +2,11 @@
 ExportJobs and their Jobs, `plan_queue` + `decide`, then converge — key Secret, children, Job
 suspension on cancel, status (patched only when changed), Events.
 
+Export pods run in the platform namespace (children.py): their Jobs are found there by the labels
+naming the ExportJob's namespace and uid, and, since no owner reference crosses namespaces, deleted
+here — at once when the ExportJob's deletion is seen, and by the sweep for any whose ExportJob uid no
+longer exists (an ExportJob deleted while the operator was down).
+
 The sweep deletes what expired: a Completed export's file and resource after status.output.expiresAt,
 a Failed or Cancelled export's resource after the same retention, and files whose ExportJob is gone
 (deleted with kubectl, say). It runs from the operator's own periodic task, not a kopf timer: a timer
@@ -19,21 +24,27 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from agentcore.api.batchjob import BatchJob, jobs_by_owner
-from agentcore.api.exports import KIND, ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
+from agentcore.api import labels
+from agentcore.api.batchjob import BatchJob
+from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
 from agentcore.controllers.common.config import OperatorConfig
-from agentcore.controllers.common.create import ChildConflict, create_workload
+from agentcore.controllers.common.create import ChildConflict, create_or_get
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
-from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
+from agentcore.exports.settings import EXPORT_PREFIX, ExportSettings, key_from_ref
 from agentcore.kube.client import (
     EXPORTJOB_RESOURCE,
     JOBS,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
     ApiError,
     KubeClient,
+    Resource,
 )
 from agentcore.storage.objectstore import ObjectStore
 
@@ -44,6 +55,23 @@ RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob n
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
 
 Obj = dict[str, Any]
+# What the operator deletes in the platform namespace per export (the Secret goes with its
+# ServiceAccount, its owner, and the pod with its Job).
+PLATFORM_KINDS: tuple[Resource, ...] = (JOBS, SERVICEACCOUNTS)
+
+
+def jobs_by_exportjob(items: list[Obj], uids: dict[str, str | None]) -> dict[str, BatchJob]:
+    """Platform-namespace Jobs keyed by their ExportJob's name, only where the uid label is that very
+    ExportJob's (a deleted namesake's Job is not this one's). Only the operator can create Jobs in
+    the platform namespace, so the labels are trustworthy there."""
+    jobs: dict[str, BatchJob] = {}
+    by_uid = {uid: name for name, uid in uids.items() if uid}
+    for item in items:
+        job = BatchJob.parse(item)
+        name = by_uid.get(job.metadata.label(labels.EXPORTJOB_UID) or "")
+        if name is not None:
+            jobs[name] = job
+    return jobs
 
 
 class ExportJobReconciler:
@@ -57,6 +85,7 @@ class ExportJobReconciler:
     ) -> None:
         self.kube, self.config, self.settings, self.store, self.clock = kube, config, settings, store, clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self.platform = config.platform_ns()
 
     # -- reconcile -----------------------------------------------------------------------------
     async def reconcile_namespace(self, namespace: str) -> None:
@@ -75,9 +104,10 @@ class ExportJobReconciler:
         exportjobs = parse_exportjobs((await self.kube.list(EXPORTJOB_RESOURCE, namespace)).get("items", []))
         if not exportjobs:
             return
-        listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
+        selector = children.platform_selector(namespace)
+        listing = await self.kube.list(JOBS, self.platform, labelSelector=selector)
         uids = {ej.name: ej.metadata.uid for ej in exportjobs}
-        jobs = jobs_by_owner(listing.get("items", []), KIND, uids)
+        jobs = jobs_by_exportjob(listing.get("items", []), uids)
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
@@ -97,7 +127,7 @@ class ExportJobReconciler:
                 )
                 return
         if decision.suspend_job and job is not None and not job.suspended:
-            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, ej.namespace)
+            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, self.platform)
         patch = changed_fields(ej.observed_status, decision.status)
         if patch:
             await self.kube.patch(EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status")
@@ -109,13 +139,34 @@ class ExportJobReconciler:
         full = ej.spec.config.privacy_level == PrivacyLevel.FULL
         if not full and await ensure_key_secret(self.kube, ns):
             log.info("created the pseudonymisation key Secret in %s", ns)
-        access = [
-            children.service_account(ej),
-            children.role(ej),
-            children.role_binding(ej),
-            children.secret(ej, self.config),
-        ]
-        return BatchJob.parse(await create_workload(self.kube, ns, access, children.job(ej, self.settings)))
+        # The tenant-namespace Role and RoleBinding first: a pod whose access is missing would fail.
+        await create_or_get(self.kube, ROLES, children.role(ej), ns)
+        await create_or_get(self.kube, ROLEBINDINGS, children.role_binding(ej, self.platform), ns)
+        p = self.platform
+        account = await self._create_platform(SERVICEACCOUNTS, children.service_account(ej, p))
+        uid = (account.get("metadata") or {}).get("uid", "")
+        await self._create_platform(SECRETS, children.secret(ej, self.config, p, uid))
+        return BatchJob.parse(await self._create_platform(JOBS, children.job(ej, self.settings, p)))
+
+    async def _create_platform(self, res: Resource, manifest: Obj) -> Obj:
+        """Create in the platform namespace; if it exists (409, a retry of our own create), the
+        existing one only when its uid label names the same ExportJob — there is no owner
+        reference to compare across namespaces."""
+        try:
+            created: Obj = await self.kube.create(res, manifest, self.platform)
+            return created
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        name = manifest["metadata"]["name"]
+        existing: Obj = await self.kube.get(res, name, self.platform)
+        want = manifest["metadata"]["labels"][labels.EXPORTJOB_UID]
+        if ((existing.get("metadata") or {}).get("labels") or {}).get(labels.EXPORTJOB_UID) != want:
+            raise ChildConflict(
+                f"{res.plural} {self.platform}/{name} already exists for another ExportJob; "
+                "the operator deletes it once that ExportJob is gone"
+            )
+        return existing
 
     async def resync(self) -> None:
         """Level-triggered safety net: every namespace that has ExportJobs."""
@@ -136,6 +187,7 @@ class ExportJobReconciler:
         # Objects are listed before the ExportJobs: an object whose ExportJob is missing from the
         # later listing really lost its owner (a new export cannot have uploaded it yet).
         keys = await asyncio.to_thread(self.store.list, EXPORT_PREFIX + "/") if self.store else []
+        platform = await self._platform_objects()
         exportjobs = await self._all_exportjobs()
         now = self.clock()
         for ej in exportjobs:
@@ -144,6 +196,45 @@ class ExportJobReconciler:
         live = {(ej.namespace, ej.export_id) for ej in exportjobs}
         for key in keys:
             await self._drop_orphan(key, live)
+        await self._drop_orphaned_objects(platform, {ej.metadata.uid for ej in exportjobs})
+
+    # -- the platform namespace ---------------------------------------------------------------------
+    async def _platform_objects(self, selector: str | None = None) -> list[tuple[Resource, Obj]]:
+        found: list[tuple[Resource, Obj]] = []
+        for res in PLATFORM_KINDS:
+            selected = selector or children.platform_selector()
+            listing = await self.kube.list(res, self.platform, labelSelector=selected)
+            found += [(res, item) for item in listing.get("items", [])]
+        return found
+
+    async def _drop_orphaned_objects(
+        self, objects: list[tuple[Resource, Obj]], live: set[str | None]
+    ) -> None:
+        """Listed before the ExportJobs: an object whose uid is missing from the later listing lost
+        its ExportJob (the operator creates them only for an ExportJob it has seen)."""
+        for res, item in objects:
+            meta = item.get("metadata") or {}
+            item_labels = meta.get("labels") or {}
+            ns = item_labels.get(labels.EXPORTJOB_NAMESPACE, "")
+            if self.config.namespaces and ns not in self.config.namespaces:
+                continue  # another operator's tenant
+            if item_labels.get(labels.EXPORTJOB_UID) not in live:
+                name = meta.get("name", "")
+                await self._delete_quietly(res, name)
+                log.info("deleted %s %s/%s: its ExportJob is gone", res.plural, self.platform, name)
+
+    async def forget(self, uid: str) -> None:
+        """An ExportJob was deleted: its pod, Job, ServiceAccount and (owned by that) Secret go too."""
+        selector = f"{children.platform_selector()},{labels.EXPORTJOB_UID}={uid}"
+        for res, item in await self._platform_objects(selector):
+            await self._delete_quietly(res, (item.get("metadata") or {}).get("name", ""))
+
+    async def _delete_quietly(self, res: Resource, name: str) -> None:
+        try:  # Background: the Job's pods go with it
+            await self.kube.delete(res, name, self.platform, propagationPolicy="Background")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
 
     def _expired(self, ej: ExportJob, now: dt.datetime) -> bool:
         status = ej.observed_status

@@ -17,7 +17,6 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,7 +44,6 @@ TRANSITIONS = Gauge(
 )
 REFUSED = Counter("agentcore_operator_fenced_writes_total", "Writes refused because the lease was not held")
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 Obj = dict[str, Any]
 
 
@@ -66,12 +64,7 @@ def user_agent(identity: str) -> str:
 
 def lease_namespace(configured: str) -> str:
     """The configured namespace, else the pod's own (in-cluster), else ``default``."""
-    if configured:
-        return configured
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        return "default"
+    return kubeconfig.own_namespace(configured)
 
 
 class LeaderElector:

@@ -34,6 +34,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agentcore.api import labels
 from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
     DEFAULT_REDACTION_RULE,
@@ -61,6 +62,7 @@ from agentcore.exports.sources import (
     resolve_nodes,
 )
 from agentcore.exports.writers import ExportTooLarge
+from agentcore.kube import config as kubeconfig
 from agentcore.kube.client import (
     CONFIGMAPS,
     EXPORTJOB_RESOURCE,
@@ -127,6 +129,8 @@ class ExportDeps:
     limiter: RateLimiter = field(default_factory=RateLimiter)  # the app passes its one limiter
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     default_namespace: str = "default"
+    # Where the operator runs export Jobs (never the tenant's namespace); the queue counts them.
+    platform_namespace: str = field(default_factory=kubeconfig.platform_namespace)
     max_url_seconds: int = 3600  # a download URL never outlives the file, and at most this
     url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))  # for stores without presign
     audit: AuditLog | None = None
@@ -483,7 +487,8 @@ def _duration_estimate(fmt: ExportFormat, rows: int | None) -> int:
 
 async def _position(deps: ExportDeps, namespace: str, ej: ExportJob) -> int:
     exportjobs = await _list(deps, [namespace])
-    jobs = await deps.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
+    selector = f"{LABEL_EXPORTJOB},{labels.EXPORTJOB_NAMESPACE}={namespace}"
+    jobs = await deps.kube.list(JOBS, deps.platform_namespace, labelSelector=selector)
     owners = (
         ObjectMeta.model_validate(j.get("metadata") or {}).label(LABEL_EXPORTJOB)
         for j in jobs.get("items", [])

@@ -206,8 +206,9 @@ def test_role_is_least_privilege_per_export():
 
 
 def test_export_job_manifest():
+    a = ej("a")
     manifest = children.job(
-        ej("a"), ExportSettings(image="ghcr.io/agentcore/agentcore-training:9", backoff_limit=1)
+        a, ExportSettings(image="ghcr.io/agentcore/agentcore-training:9", backoff_limit=1), "platform"
     )
     spec = manifest["spec"]
     pod = spec["template"]["spec"]
@@ -215,18 +216,47 @@ def test_export_job_manifest():
     assert container["command"] == ["agentcore", "exporter"]
     assert container["image"] == "ghcr.io/agentcore/agentcore-training:9"
     assert {"name": "AGENTCORE_EXPORT_NAME", "value": "a"} in container["env"]
-    assert container["envFrom"] == [{"secretRef": {"name": "a-export"}}]
+    assert {"name": "AGENTCORE_EXPORT_NAMESPACE", "value": "team-a"} in container["env"]
+    platform_name = children.platform_name(a)
+    assert platform_name.startswith("team-a-a-") and platform_name.endswith("-export")
+    assert container["envFrom"] == [{"secretRef": {"name": platform_name}}]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["serviceAccountName"] == "a-export" and pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == platform_name and pod["restartPolicy"] == "Never"
     assert spec["backoffLimit"] == 1
     actions = {r["action"]: r["onExitCodes"]["values"] for r in spec["podFailurePolicy"]["rules"]}
     assert actions == {"FailJob": [2], "Ignore": [143]}
-    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "uid-a"
+    # In the platform namespace: no owner reference (none crosses namespaces), labels say whose.
+    meta = manifest["metadata"]
+    assert meta["namespace"] == "platform" and "ownerReferences" not in meta
+    assert meta["labels"]["training.agentcore.io/exportjob-uid"] == "uid-a"
+    assert meta["labels"]["training.agentcore.io/exportjob-namespace"] == "team-a"
+
+
+def test_tenant_role_binding_names_the_platform_service_account():
+    a = ej("a")
+    binding = children.role_binding(a, "platform")
+    assert binding["metadata"]["namespace"] == "team-a"
+    assert binding["metadata"]["ownerReferences"][0]["uid"] == "uid-a"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": children.platform_name(a), "namespace": "platform"}
+    ]
+
+
+def test_platform_names_keep_namespace_name_pairs_apart():
+    one = ej("c").model_copy(update={"metadata": ej("c").metadata.model_copy(update={"namespace": "a-b"})})
+    two = ej("b-c").model_copy(update={"metadata": ej("b-c").metadata.model_copy(update={"namespace": "a"})})
+    assert children.platform_name(one) != children.platform_name(two)
+    long = ej("x" * 250)
+    assert len(children.platform_name(long)) <= 63
 
 
 def test_export_secret_carries_storage_settings():
     config = OperatorConfig(database_url="postgresql://db", object_store="s3://b/p", s3_access_key="ak")
-    data = children.secret(ej("a"), config)["data"]
+    secret = children.secret(ej("a"), config, "platform", "sa-uid")
+    assert secret["metadata"]["namespace"] == "platform"
+    # Goes with the ServiceAccount (same namespace): the operator never deletes Secrets itself.
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "sa-uid"
+    data = secret["data"]
     assert set(data) >= {"AGENTCORE_DATABASE_URL", "AGENTCORE_OBJECT_STORE", "AWS_ACCESS_KEY_ID"}
 
 
@@ -311,3 +341,12 @@ def test_expiry_reads_the_typed_status():
     recent = ej("c", phase="Cancelled", status={"timing": {"completedAt": "2026-01-02T11:59:30Z"}})
     assert r._expired(done, NOW) and r._expired(failed, NOW)
     assert not r._expired(recent, NOW) and not r._expired(ej("d"), NOW)
+
+
+def test_platform_jobs_match_their_exportjob_by_uid_label():
+    def platform_job(name: str, uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"training.agentcore.io/exportjob-uid": uid}}}
+
+    items = [platform_job("mine", "uid-a"), platform_job("namesake", "uid-old"), {"metadata": {"name": "x"}}]
+    found = reconciler.jobs_by_exportjob(items, {"a": "uid-a", "b": None})
+    assert {name: j.name for name, j in found.items()} == {"a": "mine"}  # not a deleted namesake's
