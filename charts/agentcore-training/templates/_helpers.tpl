@@ -364,3 +364,22 @@ Secret: a generated JWT secret would otherwise change the hash on every render.
 {{- $inputs := dict "db" .Values.database "s3" .Values.objectStore.s3 "jwt" .Values.auth.jwt -}}
 {{- toJson $inputs | sha256sum -}}
 {{- end }}
+
+{{/* NetworkPolicy egress rules both components need: the Kubernetes API server and DNS. */}}
+{{- define "agentcore.egressApiServerAndDNS" -}}
+{{- $eg := .Values.networkPolicy.egress -}}
+- ports:
+  {{- range $eg.kubeApiServerPorts }}
+  - port: {{ . }}
+    protocol: TCP
+  {{- end }}
+  {{- with $eg.kubeApiServer }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports:
+  - port: 53
+    protocol: UDP
+  - port: 53
+    protocol: TCP
+{{- end }}

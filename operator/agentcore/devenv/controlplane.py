@@ -37,6 +37,9 @@ CONTROLLERS = ",".join(
         "replicaset-controller",
         "deployment-controller",
         "endpointslice-controller",
+        # Folds aggregate-to-view/edit/admin ClusterRoles (the chart's tenant roles) into the
+        # built-in roles, as on any real cluster.
+        "clusterrole-aggregation-controller",
     ]
 )
 SERVICE_CIDR = "10.0.0.0/24"
