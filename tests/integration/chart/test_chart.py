@@ -152,7 +152,9 @@ def installed(control_plane, node_agent, postgres, s3) -> Iterator[Install]:
     api_port = free_port()
     values = {
         "image": IMAGE,
-        "trainer": {"image": IMAGE},
+        # The node agent runs pods as host processes without cluster DNS: trainers reach the API
+        # server's ingestion endpoint on the shared loopback (the real node uses its ClusterIP).
+        "trainer": {"image": IMAGE, "ingestUrl": f"http://127.0.0.1:{api_port}"},
         # Namespaced mode: this release sees only its namespace, whatever other tests leave behind.
         "rbac": {"scope": "namespaced"},
         "database": {"url": postgres.dsn},
