@@ -62,6 +62,14 @@ def helm(cluster: Cluster, *args: str, timeout: float = 660) -> str:
     return proc.stdout
 
 
+def _helm_release(cluster: Cluster, verb: str, values_file: Path, *extra: str) -> str:
+    """`helm install` or `helm upgrade` of this suite's release with its values, waiting for it."""
+    return helm(
+        cluster, verb, RELEASE, str(CHART), "-n", SYSTEM_NS, "-f", str(values_file), *extra,
+        "--wait", "--timeout", "10m",
+    )  # fmt: skip
+
+
 def kjson(cluster: Cluster, *args: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(cluster.cp.kubectl(*args, "-o", "json").stdout)
     return result
@@ -128,19 +136,7 @@ def installed(
     for ns in (SYSTEM_NS, JOBS_NS):
         cluster.cp.kubectl("create", "namespace", ns)
     started = time.monotonic()
-    helm(
-        cluster,
-        "install",
-        RELEASE,
-        str(CHART),
-        "-n",
-        SYSTEM_NS,
-        "-f",
-        str(values_file),
-        "--wait",
-        "--timeout",
-        "10m",
-    )
+    _helm_release(cluster, "install", values_file)
     took = time.monotonic() - started
     service = kjson(cluster, "-n", SYSTEM_NS, "get", "service", f"{FULLNAME}-api")
     port = service["spec"]["ports"][0]["port"]
@@ -154,19 +150,7 @@ def installed(
         "trainer": {"image": Images.values(images.trainer), "ingestUrl": api_url},
     }
     values_file.write_text(yaml.safe_dump(values))
-    helm(
-        cluster,
-        "upgrade",
-        RELEASE,
-        str(CHART),
-        "-n",
-        SYSTEM_NS,
-        "-f",
-        str(values_file),
-        "--wait",
-        "--timeout",
-        "10m",
-    )
+    _helm_release(cluster, "upgrade", values_file)
     return Install(values_file, api_url, took)
 
 
@@ -337,21 +321,7 @@ def test_killed_trainer_container_resumes(
 def test_helm_upgrade_then_uninstall_leaves_nothing(
     cluster: Cluster, installed: Install, completed_job
 ) -> None:
-    helm(
-        cluster,
-        "upgrade",
-        RELEASE,
-        str(CHART),
-        "-n",
-        SYSTEM_NS,
-        "-f",
-        str(installed.values_file),
-        "--set",
-        "operator.resyncSeconds=45",
-        "--wait",
-        "--timeout",
-        "10m",
-    )
+    _helm_release(cluster, "upgrade", installed.values_file, "--set", "operator.resyncSeconds=45")
     operator = [
         p
         for p in release_pods(cluster)
