@@ -26,7 +26,14 @@ from prometheus_client import Counter, Histogram
 
 from agentcore.api import labels
 from agentcore.api.batchjob import BatchJob
-from agentcore.api.exports import ExportJob, ExportPhase, PrivacyLevel, parse_exportjobs
+from agentcore.api.exports import (
+    ExportEventReason,
+    ExportJob,
+    ExportJobStatus,
+    ExportPhase,
+    PrivacyLevel,
+    parse_exportjobs,
+)
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import ChildConflict, create_or_get
 from agentcore.controllers.common.events import post_event
@@ -53,6 +60,13 @@ log = logging.getLogger("agentcore.operator.exports")
 
 RECONCILE_SECONDS = Histogram("agentcore_export_reconcile_seconds", "ExportJob namespace reconcile latency")
 EXPIRED = Counter("agentcore_exports_expired_total", "Expired exports cleaned up")
+# Counted when the operator posts the export's final Event (once per transition it observes), so a
+# dashboard's rate() of these is the platform's export throughput.
+FINISHED = Counter(
+    "agentcore_exports_finished_total", "ExportJobs that reached a final phase", ["format", "reason"]
+)
+ROWS = Counter("agentcore_export_rows_total", "Rows written by completed exports", ["format"])
+BYTES = Counter("agentcore_export_bytes_total", "Bytes of the files of completed exports", ["format"])
 
 Obj = dict[str, Any]
 # What the operator deletes in the platform namespace per export (the Secret goes with its
@@ -133,6 +147,7 @@ class ExportJobReconciler:
             await self.kube.patch(EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status")
         for event in decision.events:
             await self.post_event(ej, event)
+            _count_finished(ej, decision.status, event)
 
     async def _create_children(self, ej: ExportJob) -> BatchJob:
         ns = ej.namespace
@@ -277,3 +292,20 @@ class ExportJobReconciler:
     # -- events ------------------------------------------------------------------------------------
     async def post_event(self, ej: ExportJob, event: Event) -> None:
         await post_event(self.kube, ej.to_resource(), event.type, event.reason, event.message, self.clock())
+
+
+def _count_finished(ej: ExportJob, status: ExportJobStatus, event: Event) -> None:
+    """Count an export's final Event; `status` is the one just written (it holds the output)."""
+    if event.reason not in _FINAL_REASONS:
+        return
+    fmt = ej.spec.config.format.value
+    FINISHED.labels(fmt, event.reason).inc()
+    output = status.output
+    if event.reason == ExportEventReason.COMPLETED and output is not None:
+        ROWS.labels(fmt).inc(output.row_count or 0)
+        BYTES.labels(fmt).inc(output.file_size_bytes or 0)
+
+
+_FINAL_REASONS = frozenset(
+    {ExportEventReason.COMPLETED, ExportEventReason.FAILED, ExportEventReason.CANCELLED}
+)

@@ -43,6 +43,14 @@ log = logging.getLogger("agentcore.operator")
 RECONCILE_SECONDS = Histogram("agentcore_reconcile_seconds", "TrainingJob reconcile latency")
 RECONCILE_ERRORS = Counter("agentcore_reconcile_errors_total", "Failed TrainingJob reconciles")
 JOBS_BY_PHASE = Gauge("agentcore_trainingjobs", "TrainingJobs by phase", ["phase"])
+OLDEST_QUEUED = Gauge(
+    "agentcore_trainingjob_oldest_queued_seconds", "Age of the oldest TrainingJob still Queued (0: none)"
+)
+# Counted when the operator posts a job's final phase Event, i.e. once per job and operator process
+# (a new leader re-posting an Event that exists counts it again: at least once).
+FINISHED = Counter(
+    "agentcore_trainingjobs_finished_total", "TrainingJobs that reached a final phase", ["phase", "reason"]
+)
 
 Obj = dict[str, Any]
 
@@ -129,12 +137,15 @@ class TrainingJobReconciler:
         """Level-triggered safety net: reconcile every TrainingJob (after restarts, missed events)."""
         namespaces = self.config.namespaces or (None,)
         phases: dict[str, int] = {p.value: 0 for p in TrainingPhase}
+        queued_ages: list[float] = []
         for ns in namespaces:
             listing = await self.kube.list(TRAININGJOBS, ns)
             for tj in listing.get("items", []):
                 self.observe_trainingjob(tj)
                 phase = (tj.get("status") or {}).get("phase") or TrainingPhase.QUEUED.value
                 phases[phase] = phases.get(phase, 0) + 1
+                if phase == TrainingPhase.QUEUED.value:
+                    queued_ages.append(_age(tj, self.clock()))
                 try:
                     await self.reconcile(tj["metadata"]["namespace"], tj["metadata"]["name"])
                 except Exception:
@@ -143,6 +154,7 @@ class TrainingJobReconciler:
                     )
         for phase, count in phases.items():
             JOBS_BY_PHASE.labels(phase).set(count)
+        OLDEST_QUEUED.set(max(queued_ages, default=0.0))
 
     # -- one pass -------------------------------------------------------------------------------
     # Events survive a crash at any point because each is (1) named after (job uid, event key), so
@@ -194,7 +206,9 @@ class TrainingJobReconciler:
         done = set(tj.status.notified_events or []) if tj.status else set()
         upcoming = tj.model_copy(update={"status": desired})
         posted = [
-            e.key for e in state_events(upcoming, job) if e.key not in done and await self._post_once(tj, e)
+            e.key
+            for e in state_events(upcoming, job)
+            if e.key not in done and await self._post_once(upcoming, e)
         ]
         patch = status_patch(tj.status, desired)
         if posted:
@@ -302,6 +316,7 @@ class TrainingJobReconciler:
         except ApiError as exc:
             log.warning("could not post Event %s: %s", event.reason, exc)
             return not (exc.status >= 500 or exc.status == 429)
+        _count_finished(tj, event)
         return True
 
     async def _record_keys(self, tj: TrainingJob, keys: list[str]) -> TrainingJob:
@@ -431,6 +446,21 @@ def state_events(tj: TrainingJob, job: BatchJob | None) -> list[OperatorEvent]:
             )
         )
     return due
+
+
+def _count_finished(tj: TrainingJob, event: OperatorEvent) -> None:
+    status = tj.status
+    if status is None or status.phase is None or not status.phase.is_terminal:
+        return
+    if event.key == f"event.phase:{status.phase.value}":
+        FINISHED.labels(status.phase.value, status.reason or status.phase.value).inc()
+
+
+def _age(raw: Mapping[str, Any], now: dt.datetime) -> float:
+    created = (raw.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return 0.0
+    return max(0.0, (now - dt.datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds())
 
 
 def _parse(raw: Mapping[str, Any]) -> TrainingJob:

@@ -350,3 +350,22 @@ def test_platform_jobs_match_their_exportjob_by_uid_label():
     items = [platform_job("mine", "uid-a"), platform_job("namesake", "uid-old"), {"metadata": {"name": "x"}}]
     found = reconciler.jobs_by_exportjob(items, {"a": "uid-a", "b": None})
     assert {name: j.name for name, j in found.items()} == {"a": "mine"}  # not a deleted namesake's
+
+
+async def test_a_completed_export_counts_its_rows_and_bytes_once(monkeypatch):
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"format": "csv", **labels}) or 0.0
+
+    output = {"rowCount": 5, "fileSizeBytes": 10, "fileRef": "s3://b/k", "expiresAt": "2026-01-09T12:00:00Z"}
+    done = ej("a", phase="Completed", status={"output": output})
+    r = reconciler.ExportJobReconciler(None, OperatorConfig(), ExportSettings(), None, clock=lambda: NOW)  # type: ignore[arg-type]
+    monkeypatch.setattr(r, "kube", FakeKube(done))
+    monkeypatch.setattr(r, "post_event", _no_event)
+    before = (sample("agentcore_export_rows_total"), sample("agentcore_export_bytes_total"))
+    finished = sample("agentcore_exports_finished_total", reason="Completed")
+    await r._reconcile_one(done, job(active=0, condition="Complete"), Slot())
+    assert sample("agentcore_exports_finished_total", reason="Completed") - finished == 1
+    after = (sample("agentcore_export_rows_total"), sample("agentcore_export_bytes_total"))
+    assert (after[0] - before[0], after[1] - before[1]) == (5, 10)

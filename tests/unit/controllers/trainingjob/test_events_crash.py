@@ -61,6 +61,11 @@ class FakeKube:
         self.objects[key] = merge_patch(self.objects[key], body)
         return copy.deepcopy(self.objects[key])
 
+    async def list(self, res: Resource, namespace: str | None = None, **_: Any):
+        self._tick()
+        items = [copy.deepcopy(o) for (plural, _), o in self.objects.items() if plural == res.plural]
+        return {"items": items}
+
     def events(self) -> Counter[str]:
         return Counter(o["reason"] for (plural, _), o in self.objects.items() if plural == EVENTS.plural)
 
@@ -159,3 +164,29 @@ async def test_every_event_once_whatever_call_the_operator_dies_at():
         kube.crash_at = crash_at
         await run(kube)
         assert kube.events() == EXPECTED, f"crash at call {crash_at} of {calls}"
+
+
+def _finished(phase: str, reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"phase": phase, "reason": reason}
+    return REGISTRY.get_sample_value("agentcore_trainingjobs_finished_total", labels) or 0.0
+
+
+async def test_a_completed_job_is_counted_once_with_its_new_phase():
+    before = _finished("Completed", "TrainingComplete")
+    await run(world())
+    # counted when PhaseCompleted is posted, with the phase being written (not the one read)
+    assert _finished("Completed", "TrainingComplete") - before == 1
+    assert _finished("Running", "Running") == 0
+
+
+async def test_resync_reports_the_age_of_the_oldest_queued_job():
+    from prometheus_client import REGISTRY
+
+    kube = world()
+    created = NOW - dt.timedelta(seconds=90)
+    kube.objects[(TRAININGJOBS.plural, NAME)]["metadata"]["creationTimestamp"] = created.isoformat()
+    await reconciler(kube).resync()
+    assert REGISTRY.get_sample_value("agentcore_trainingjob_oldest_queued_seconds") == 90
+    assert REGISTRY.get_sample_value("agentcore_trainingjobs", {"phase": "Queued"}) == 1
