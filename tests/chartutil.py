@@ -85,5 +85,15 @@ def one(objs: list[Obj], kind: str, name_suffix: str = "") -> Obj:
     return found[0]
 
 
+def _hooks(obj: Obj) -> set[str]:
+    return set(filter(None, (obj["metadata"].get("annotations") or {}).get("helm.sh/hook", "").split(",")))
+
+
 def is_hook(obj: Obj) -> bool:
-    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+    """An install/upgrade lifecycle hook (applied before the release's objects)."""
+    return bool(_hooks(obj) - {"test"})
+
+
+def is_test_hook(obj: Obj) -> bool:
+    """A `helm test` object: created only by `helm test`, never by an install."""
+    return "test" in _hooks(obj)

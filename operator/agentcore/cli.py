@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     exporter_cli.add_arguments(exporter)
     exporter.set_defaults(func=exporter_cli.run)
 
+    check = sub.add_parser("check", help="probe a running API server (the chart's `helm test`)")
+    from agentcore.server import check as check_cli
+
+    check_cli.add_arguments(check)
+    check.set_defaults(func=check_cli.run)
+
     token = sub.add_parser("token", help="mint an HS256 API token (e.g. with the chart's JWT secret)")
     token.add_argument("--secret-file", required=True, help="file holding the HS256 secret")
     token.add_argument("--sub", required=True, help="the caller's identity")

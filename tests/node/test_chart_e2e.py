@@ -231,6 +231,18 @@ def test_chart_runs_on_the_real_node(cluster: Cluster, installed: Install) -> No
     print(f"helm install --wait took {installed.seconds:.0f} s")
 
 
+def test_helm_test_probes_the_api_service_from_a_pod(cluster: Cluster, installed: Install) -> None:
+    """The chart's `helm test` Pod: `agentcore check` in the chart's image, through the API
+    Service's ClusterIP found by the Service environment variables the kubelet injects."""
+    out = helm(cluster, "test", RELEASE, "-n", SYSTEM_NS, "--logs", "--timeout", "5m")
+    assert "Phase:          Succeeded" in out or "Phase: Succeeded" in out, out
+    assert out.count("ok  ") == 5 and "FAIL" not in out, out
+    # hook-succeeded: the Pod is gone once it passed.
+    selector = "app.kubernetes.io/component=test"
+    left = cluster.cp.kubectl("-n", SYSTEM_NS, "get", "pods", "-l", selector, "-o", "name")
+    assert not left.stdout.split(), left.stdout
+
+
 def test_example_trainingjob_completes_in_a_trainer_container(
     cluster: Cluster, completed_job: dict[str, Any], installed: Install
 ) -> None:

@@ -54,6 +54,7 @@ BUILD_ESTIMATES = {
     "minio": 540.0,
     "helm": 204.0,
     "kubeconform": 30.0,
+    "promtool": 150.0,
 }
 HEARTBEAT_SECONDS = 60.0
 

@@ -1,5 +1,5 @@
 """Chart tooling: helm and kubeconform built from their Go modules, a Lua interpreter from the
-distribution, and offline JSON schemas for kubeconform.
+distribution, promtool for the chart's alert rules, and offline JSON schemas for kubeconform.
 
 Binaries are built once per version with ``go install module/cmd@version`` (neither module has
 replace directives, so the module's own go.mod decides every dependency) into
@@ -16,8 +16,8 @@ the layout of the community ``kubernetes-json-schema`` repository
 - the Kubernetes API's own OpenAPI v2 document (``kubectl get --raw /openapi/v2`` of a real
   kube-apiserver: every built-in kind of that version, exactly as the server validates it);
 - CRD manifests (``spec.versions[].schema.openAPIV3Schema``): this project's CRDs, and
-  prometheus-operator's ServiceMonitor CRD taken from its Go module (``example/`` in the module
-  zip), for the chart's optional ServiceMonitor.
+  prometheus-operator's ServiceMonitor and PrometheusRule CRDs taken from its Go module
+  (``example/`` in the module zip), for the chart's optional monitoring objects.
 
 Strict schemas (``-strict``) forbid properties a schema does not declare, except where Kubernetes
 keeps unknown fields (``x-kubernetes-preserve-unknown-fields``) or the schema is a map.
@@ -51,7 +51,10 @@ KIND_VERSION = "v0.33.0"
 KIND_MODULE = "sigs.k8s.io/kind"
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
-SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+PROMETHEUS_OPERATOR_CRDS = "example/prometheus-operator-crd"
+# promtool (`check rules`, `test rules`) for the chart's PrometheusRule; Prometheus v3.N is module v0.3N.
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_VERSION = "v0.316.0"
 # Argo CD runs health checks with gopher-lua, which implements Lua 5.1: prefer that dialect.
 LUA_CANDIDATES = ("lua5.1", "luajit", "lua5.4", "lua5.3", "lua")
 
@@ -94,7 +97,7 @@ def _helm_ldflags(version: str) -> str:
     return "-s -w " + " ".join(flags)
 
 
-def go_install(name: str, package: str, version: str, ldflags: str = "-s -w") -> Path:
+def go_install(name: str, package: str, version: str, ldflags: str = "-s -w", tags: str = "") -> Path:
     """`go install package@version` into the cache; atomic, so a failed build caches nothing."""
     dest = tool_dir(name, version)
     binary = dest / name
@@ -106,8 +109,9 @@ def go_install(name: str, package: str, version: str, ldflags: str = "-s -w") ->
         tempfile.TemporaryDirectory(prefix=f"agentcore-{name}-") as tmp,
     ):
         gobin = Path(tmp) / "bin"
+        flags = ["-trimpath", *(["-tags", tags] if tags else []), "-ldflags", ldflags]
         _run_go(
-            ["install", "-trimpath", "-ldflags", ldflags, f"{package}@{version}"],
+            ["install", *flags, f"{package}@{version}"],
             Path(tmp),
             {"GOBIN": str(gobin)},
         )
@@ -158,6 +162,25 @@ def kind_binary(build: bool = True, version: str = KIND_VERSION) -> Path:
     return binary
 
 
+def promtool_binary(build: bool = True, version: str = PROMETHEUS_VERSION) -> Path:
+    explicit = os.environ.get("AGENTCORE_PROMTOOL")
+    if explicit:
+        return Path(explicit)
+    binary = tool_dir("promtool", version) / "promtool"
+    if not binary.exists() and build:
+        # Stamped as Prometheus' Makefile does (promu): module v0.3NN.x is Prometheus 3.NN.x.
+        major_minor, patch = version.removeprefix("v0.").split(".")
+        release = f"{major_minor[0]}.{int(major_minor[1:])}.{patch}"
+        stamp = f"-X github.com/prometheus/common/version.Version={release}"
+        # remove_all_sd: no service-discovery plugins (cloud SDKs), a third of the build; rule
+        # checks and tests need none of them.
+        package = f"{PROMETHEUS_MODULE}/cmd/promtool"
+        binary = go_install("promtool", package, version, f"-s -w {stamp}", tags="remove_all_sd")
+    if not binary.exists():
+        raise BinaryError(f"promtool not found at {binary}; run `python -m agentcore.devenv.tools`")
+    return binary
+
+
 def lua_interpreter() -> Path | None:
     """A stand-alone Lua interpreter (Debian: `apt-get install lua5.1`), or None."""
     explicit = os.environ.get("AGENTCORE_LUA")
@@ -170,14 +193,23 @@ def lua_interpreter() -> Path | None:
     return None
 
 
-def servicemonitor_crd(version: str = PROMETHEUS_OPERATOR_VERSION) -> dict[str, Any]:
-    """prometheus-operator's ServiceMonitor CRD, read from its Go module (downloaded once)."""
+def prometheus_operator_crd(plural: str, version: str = PROMETHEUS_OPERATOR_VERSION) -> dict[str, Any]:
+    """One of prometheus-operator's CRDs ("servicemonitors"), read from its Go module (downloaded once)."""
     with tempfile.TemporaryDirectory(prefix="agentcore-gomod-") as tmp:
         info = json.loads(
             _run_go(["mod", "download", "-json", f"{PROMETHEUS_OPERATOR_MODULE}@{version}"], Path(tmp))
         )
-    doc: dict[str, Any] = yaml.safe_load((Path(info["Dir"]) / SERVICEMONITOR_CRD).read_text())
+    path = Path(info["Dir"]) / PROMETHEUS_OPERATOR_CRDS / f"monitoring.coreos.com_{plural}.yaml"
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
     return doc
+
+
+def servicemonitor_crd() -> dict[str, Any]:
+    return prometheus_operator_crd("servicemonitors")
+
+
+def prometheusrule_crd() -> dict[str, Any]:
+    return prometheus_operator_crd("prometheusrules")
 
 
 # --- JSON schemas for kubeconform -----------------------------------------------------------
@@ -379,12 +411,13 @@ def kubeconform_command(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m agentcore.devenv.tools", description="build/cache helm and kubeconform"
+        prog="python -m agentcore.devenv.tools", description="build/cache helm, kubeconform and promtool"
     )
     parser.add_argument("--quiet", action="store_true", help="print only builds and problems")
     args = parser.parse_args(argv)
     try:
-        for name, build in (("helm", helm_binary), ("kubeconform", kubeconform_binary)):
+        builds = (("helm", helm_binary), ("kubeconform", kubeconform_binary), ("promtool", promtool_binary))
+        for name, build in builds:
             path = build()  # a build announces itself (binaries.progress)
             if not args.quiet:
                 print(f"{name}: {path}", file=sys.stderr)
@@ -392,9 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tools: {exc}", file=sys.stderr)
         return 1
     try:
-        servicemonitor_crd()  # cached in the Go module cache: kubeconform's tests need no network
+        prometheus_operator_crd("servicemonitors")  # cached in the Go module cache: no network in tests
     except (BinaryError, OSError) as exc:
-        print(f"tools: ServiceMonitor CRD not cached ({exc})", file=sys.stderr)
+        print(f"tools: prometheus-operator CRDs not cached ({exc})", file=sys.stderr)
     lua = lua_interpreter()
     if not (args.quiet and lua):
         print(f"lua: {lua or 'not found (apt-get install lua5.1)'}", file=sys.stderr)

@@ -1,13 +1,14 @@
-"""The REST API's shapes: the create request, and ExportJob resources rendered as the spec's JSON
-(snake_case, lower-case status, the export id as ``id``)."""
+"""The REST API's shapes: the create request, ExportJob resources rendered as the spec's JSON
+(snake_case, lower-case status, the export id as ``id``), and the model of every response (the
+OpenAPI document is generated from them)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from agentcore.api.common import ObjectMeta
 from agentcore.api.exports import (
@@ -15,10 +16,12 @@ from agentcore.api.exports import (
     MAX_RETENTION_SECONDS,
     MIN_RETENTION_SECONDS,
     ExportConfig,
+    ExportFormat,
     ExportJob,
     ExportJobSpec,
     ExportPhase,
     ExportType,
+    FormatInfo,
 )
 from agentcore.exports.settings import ANNOTATION_CREATED_BY, ANNOTATION_ESTIMATED_SECONDS, LABEL_EXPORT_ID
 
@@ -118,3 +121,145 @@ def formats() -> Obj:
 
 def stamp(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- response shapes ---------------------------------------------------------------------------
+# What each endpoint answers, for the OpenAPI document (server/rest/openapi.py). Strict (extra
+# keys are a schema violation), so the suite's conformance check catches drift either way.
+
+Stamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+# ExportPhase.api_value of each phase (a unit test keeps them equal).
+Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+STATUSES: list[str] = list(get_args(Status))
+MAX_LIST_LIMIT = 100  # page size limit of GET /api/v1/exports
+
+
+def _status(description: str = "The export's status.") -> Any:
+    return Field(description=description)
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportCreated(Shape):
+    """202 of POST /api/v1/exports."""
+
+    id: str = Field(description="The export's id (a UUID).")
+    status: Status = _status()
+    export_type: ExportType
+    estimated_duration_seconds: int | None = Field(description="Estimated generation time.")
+    position_in_queue: int = Field(ge=0, description="Exports of the project ahead of this one.")
+    created_at: Stamp | None
+
+
+class OutputSummary(Shape):
+    file_ref: str | None
+    file_size_bytes: int | None
+    row_count: int | None
+    expires_at: Stamp | None
+
+
+class RedactionSummary(Shape):
+    fields_redacted: list[str] | None = None
+    rows_filtered: int | None = None
+
+
+class TimingSummary(Shape):
+    requested_at: Stamp | None = None
+    started_at: Stamp | None = None
+    completed_at: Stamp | None = None
+    duration_seconds: float | None = None
+
+
+class ExportDetail(Shape):
+    """GET /api/v1/exports/{id}."""
+
+    id: str
+    name: str
+    tenant_id: str
+    project_id: str
+    status: Status = _status()
+    export_type: ExportType
+    config: ExportConfig
+    created_at: Stamp | None
+    created_by: str | None
+    output: OutputSummary | None = Field(default=None, description="Present once the file exists.")
+    redaction_applied: RedactionSummary | None = None
+    timing: TimingSummary
+    position_in_queue: int | None = Field(default=None, ge=0, description="Only while pending.")
+    estimated_duration_seconds: int | None = None
+    error: str | None = Field(default=None, description="Why it failed or was cancelled.")
+
+
+class ExportListItem(Shape):
+    id: str
+    name: str
+    status: Status = _status()
+    export_type: ExportType
+    format: ExportFormat
+    file_size_bytes: int | None
+    created_at: Stamp | None
+    expires_at: Stamp | None
+
+
+class ExportList(Shape):
+    """GET /api/v1/exports."""
+
+    items: list[ExportListItem]
+    total: int = Field(ge=0, description="Matching exports before skip/limit.")
+
+
+class DownloadLink(Shape):
+    """GET /api/v1/exports/{id}/download."""
+
+    download_url: str = Field(description="Presigned URL of the file; valid until expires_at.")
+    expires_at: Stamp
+    file_name: str | None
+    file_size_bytes: int | None
+    content_type: str | None
+
+
+class ExportCancelled(Shape):
+    """POST /api/v1/exports/{id}/cancel."""
+
+    id: str
+    status: Status = _status()
+    message: str
+
+
+class CancelRequest(Shape):
+    """Optional body of POST /api/v1/exports/{id}/cancel."""
+
+    reason: str | None = Field(default=None, max_length=1024)
+
+
+class FormatList(Shape):
+    """GET /api/v1/exports/formats."""
+
+    formats: list[FormatInfo]
+
+
+class RuleSummary(Shape):
+    id: str
+    name: str
+    description: str
+    is_default: bool
+    fields_affected: int = Field(ge=0)
+
+
+class RuleList(Shape):
+    """GET /api/v1/exports/redaction-rules."""
+
+    rules: list[RuleSummary]
+    default_rule: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: the spec's shape; some codes add fields (e.g. EXPORT_TOO_LARGE's estimate)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    status_code: int
+    error_code: str

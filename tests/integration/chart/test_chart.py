@@ -2,7 +2,7 @@
 
 - `helm template … | kubeconform -strict`, offline, with JSON schemas generated from this
   kube-apiserver's own OpenAPI document (built-in kinds), the chart's CRDs and prometheus-operator's
-  ServiceMonitor CRD.
+  ServiceMonitor and PrometheusRule CRDs.
 - The chart installed the way Argo CD does it (`helm template`, hooks applied first, then the rest
   with `kubectl apply`): the node agent runs the migration hook Job and the operator and API server
   containers from the chart's own command/args/env/Secrets under the chart's service accounts (so
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -50,7 +51,7 @@ def schema_dir(control_plane, tmp_path_factory) -> Path:
     openapi = json.loads(control_plane.kubectl("get", "--raw", "/openapi/v2").stdout)
     schemas = tools.openapi_v2_kind_schemas(openapi)
     crds = tools.load_crds(sorted((CHART / "crds").glob("*.yaml")))
-    schemas += tools.crd_kind_schemas([*crds, tools.servicemonitor_crd()])
+    schemas += tools.crd_kind_schemas([*crds, tools.servicemonitor_crd(), tools.prometheusrule_crd()])
     return tools.write_schema_dir(tmp_path_factory.mktemp("schemas"), KUBERNETES_VERSION, schemas)
 
 
@@ -177,7 +178,8 @@ def installed(control_plane, node_agent, postgres, s3) -> Iterator[Install]:
         },
         "api": {"port": api_port, "metricsPort": free_port()},
     }
-    objs = docs(template_text(values, release=RELEASE, namespace=namespace))
+    # --skip-tests as Argo CD's skipTests: `helm test` objects are not part of an install.
+    objs = docs(template_text(values, release=RELEASE, namespace=namespace, extra=["--skip-tests"]))
     started = time.monotonic()
     try:
         # CRDs from the chart (identical to crds/, which other tests may have applied already).
@@ -249,6 +251,47 @@ def test_operator_and_api_run_from_the_chart(control_plane, installed: Install) 
     assert status == 401  # an admin token on the API port; Prometheus uses the metrics port
     status, body = _http(f"http://127.0.0.1:{installed.values['api']['metricsPort']}/metrics")
     assert status == 200 and b"agentcore_api_" in body
+
+
+def _exported_series(exposition: str) -> set[str]:
+    """Series names a scrape of this text holds, from its # TYPE lines (so a labelled metric with no
+    sample yet counts too): a histogram family gives _bucket, _sum and _count."""
+    names: set[str] = set()
+    for line in exposition.splitlines():
+        if not line.startswith("# TYPE "):
+            continue
+        _, _, family, kind = line.split()
+        suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        names.update(family + suffix for suffix in suffixes)
+    return names
+
+
+def test_alerts_and_dashboard_query_what_the_chart_exports(installed: Install) -> None:
+    from tests.integration.chart.test_monitoring import referenced_metrics
+
+    scraped: set[str] = set()
+    for port in (installed.values["operator"]["metricsPort"], installed.values["api"]["metricsPort"]):
+        status, body = _http(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        scraped |= _exported_series(body.decode())
+    referenced = referenced_metrics()
+    assert len(referenced) >= 15
+    assert referenced <= scraped, f"not exported: {sorted(referenced - scraped)}"
+
+
+def test_agentcore_check_passes_against_the_chart_api_and_fails_elsewhere(installed: Install) -> None:
+    """What the chart's `helm test` Pod runs (on the real node in tests/node), here from the host."""
+
+    def check(url: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "agentcore.cli", "check", "--url", url]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    ok = check(installed.api_url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("ok  ") == 5, ok.stdout
+    # The liveness port answers /healthz but is not the API: the other checks fail, by name.
+    wrong = check(f"http://127.0.0.1:{installed.values['operator']['livenessPort']}")
+    assert wrong.returncode == 1 and "FAIL Exports API OpenAPI document" in wrong.stdout, wrong.stdout
 
 
 def test_chart_rbac_is_what_the_cluster_enforces(control_plane, installed: Install) -> None:

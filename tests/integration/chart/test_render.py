@@ -560,3 +560,23 @@ def test_namespaced_mode_creates_nothing_cluster_scoped() -> None:
         assert b["subjects"][0]["namespace"] == "agentcore-system"
     default_ns = render(merged({"rbac": {"scope": "namespaced"}}), namespace="solo")
     assert {r["metadata"]["namespace"] for r in by_kind(default_ns, "Role")} == {"solo"}
+
+
+def test_helm_test_pod_probes_the_api_service_without_credentials() -> None:
+    from tests.chartutil import is_test_hook
+
+    objs = render(MINIMAL)
+    tests = [o for o in objs if is_test_hook(o)]
+    assert [o["kind"] for o in tests] == ["Pod"]
+    pod = tests[0]
+    assert "hook-succeeded" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
+    container = spec["containers"][0]
+    assert container["command"] == ["agentcore"] and container["args"][0] == "check"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not [e for e in container["env"] if "valueFrom" in e]  # no Secret reaches the probe
+    service = one(objs, "Service", "-api")["metadata"]["name"].upper().replace("-", "_")
+    url = next(e["value"] for e in container["env"] if e["name"] == "AGENTCORE_API_URL")
+    assert url == f"http://$({service}_SERVICE_HOST):$({service}_SERVICE_PORT)"
+    assert not [o for o in render(merged({"tests": {"enabled": False}})) if is_test_hook(o)]

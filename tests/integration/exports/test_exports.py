@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import openpyxl
 import pypdf
@@ -47,8 +48,27 @@ from tests.exports_support import (
     trajectory_rows,
 )
 from tests.integration.controllers.test_trainingjob import OperatorProcess, _migrate, add_queries
+from tests.openapi_support import check_response
 
 pytestmark = pytest.mark.integration
+
+
+def _conforms(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Every answer of the REST API in this suite matches the OpenAPI document it serves."""
+    check_response(resp.request.method or "GET", urlsplit(resp.url).path, resp.status_code, resp.content)
+
+
+class _Checked:
+    """requests' get/post/delete with the conformance hook (no shared Session: threads use it)."""
+
+    def __getattr__(self, verb: str) -> Any:
+        def call(url: str, **kwargs: Any) -> requests.Response:
+            return requests.request(verb.upper(), url, hooks={"response": _conforms}, **kwargs)
+
+        return call
+
+
+REST = _Checked()
 SECRET = "integration-secret-0123456789abcdef0123456789"
 BIG_ROWS = 200_000
 
@@ -144,14 +164,14 @@ class Scenario:
             "config": config,
         }
         body.update(extra)
-        resp = requests.post(self.rest.url, json=body, headers=who, timeout=30)
+        resp = REST.post(self.rest.url, json=body, headers=who, timeout=30)
         assert resp.status_code == 202, resp.text
         req = Requested(tenant, label, body, who, resp.json()["id"], resp.json())
         self.requested[label] = req
 
     def get(self, label: str) -> dict[str, Any]:
         req = self.requested[label]
-        resp = requests.get(f"{self.rest.url}/{req.id}", headers=req.headers, timeout=30)
+        resp = REST.get(f"{self.rest.url}/{req.id}", headers=req.headers, timeout=30)
         assert resp.status_code == 200, resp.text
         return resp.json()
 
@@ -166,10 +186,10 @@ class Scenario:
         out = self.finished(label)
         assert out["status"] == "completed", out
         req = self.requested[label]
-        link = requests.get(f"{self.rest.url}/{req.id}/download", headers=req.headers, timeout=30)
+        link = REST.get(f"{self.rest.url}/{req.id}/download", headers=req.headers, timeout=30)
         assert link.status_code == 200, link.text
         info = link.json()
-        data = requests.get(info["download_url"], timeout=30)
+        data = REST.get(info["download_url"], timeout=30)
         assert data.status_code == 200, data.text
         return data.content, info, data
 
@@ -331,7 +351,7 @@ def test_cancel_pending_cancel_running_and_delete(stack):
     assert queued["status"] == "pending" and queued["position_in_queue"] == 0
     assert stack.requested["queued"].created["position_in_queue"] == 0
     req = stack.requested["queued"]
-    resp = requests.post(f"{stack.rest.url}/{req.id}/cancel", headers=req.headers, timeout=30)
+    resp = REST.post(f"{stack.rest.url}/{req.id}/cancel", headers=req.headers, timeout=30)
     assert resp.json() == {"id": req.id, "status": "cancelled", "message": "Export cancelled successfully"}
     assert stack.finished("queued")["status"] == "cancelled"
     for where in (ns, "default"):  # the tenant's namespace and the (test operator's) platform one
@@ -342,7 +362,7 @@ def test_cancel_pending_cancel_running_and_delete(stack):
 
     wait_for(lambda: _phase(stack, "slow-0") == "running", 120, interval=0.3, what="slow-0 running")
     slow = stack.requested["slow-0"]
-    requests.post(
+    REST.post(
         f"{stack.rest.url}/{slow.id}/cancel", headers=slow.headers, json={"reason": "too slow"}, timeout=30
     )
     out = stack.finished("slow-0", timeout=90)
@@ -351,15 +371,13 @@ def test_cancel_pending_cancel_running_and_delete(stack):
         stack.cp, "-n", ns, "get", "pods", "-l", f"training.agentcore.io/exportjob=export-{slow.id}"
     )["items"]
     assert all(p["status"]["phase"] != "Running" or p["metadata"].get("deletionTimestamp") for p in pods)
-    again = requests.post(f"{stack.rest.url}/{slow.id}/cancel", headers=slow.headers, timeout=30)
+    again = REST.post(f"{stack.rest.url}/{slow.id}/cancel", headers=slow.headers, timeout=30)
     assert again.status_code == 409
 
     for label in ("slow-1", "slow-2"):
         req = stack.requested[label]
-        assert (
-            requests.delete(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 204
-        )
-        assert requests.get(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 404
+        assert REST.delete(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 204
+        assert REST.get(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 404
     wait_for(
         lambda: (
             not stack.s3.client()
@@ -583,7 +601,7 @@ def test_presigned_url_expires_and_expired_exports_are_cleaned(stack):
     )
     assert url_expires <= file_expires  # the URL never outlives the file
     time.sleep(max(0.0, (url_expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.5)
-    expired = requests.get(info["download_url"], timeout=30)
+    expired = REST.get(info["download_url"], timeout=30)
     assert expired.status_code == 403 and "expired" in expired.text.lower()
     req = stack.requested["expiring"]
     ns = req.tenant.namespace
@@ -598,4 +616,4 @@ def test_presigned_url_expires_and_expired_exports_are_cleaned(stack):
         Bucket=stack.operator.bucket, Prefix=f"agentcore/exports/{ns}/"
     )
     assert not listing.get("Contents")
-    assert requests.get(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 404
+    assert REST.get(f"{stack.rest.url}/{req.id}", headers=req.headers, timeout=30).status_code == 404

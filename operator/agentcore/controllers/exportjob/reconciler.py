@@ -28,6 +28,7 @@ from agentcore.api import labels
 from agentcore.api.batchjob import BatchJob
 from agentcore.api.exports import (
     ExportEventReason,
+    ExportFormat,
     ExportJob,
     ExportJobStatus,
     ExportPhase,
@@ -67,6 +68,11 @@ FINISHED = Counter(
 )
 ROWS = Counter("agentcore_export_rows_total", "Rows written by completed exports", ["format"])
 BYTES = Counter("agentcore_export_bytes_total", "Bytes of the files of completed exports", ["format"])
+for _format in ExportFormat:  # at 0 from the start, so rate() and increase() see the first export
+    ROWS.labels(_format.value)
+    BYTES.labels(_format.value)
+    for _reason in (ExportEventReason.COMPLETED, ExportEventReason.FAILED, ExportEventReason.CANCELLED):
+        FINISHED.labels(_format.value, _reason.value)
 
 Obj = dict[str, Any]
 # What the operator deletes in the platform namespace per export (the Secret goes with its

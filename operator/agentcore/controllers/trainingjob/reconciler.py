@@ -51,6 +51,17 @@ OLDEST_QUEUED = Gauge(
 FINISHED = Counter(
     "agentcore_trainingjobs_finished_total", "TrainingJobs that reached a final phase", ["phase", "reason"]
 )
+# Series exist from the start (at 0) so that the first increase() after a restart is seen: a
+# series born at 1 has no earlier sample to rise from.
+for _phase, _reason in (
+    (TrainingPhase.COMPLETED, Reason.TRAINING_COMPLETE),
+    (TrainingPhase.FAILED, Reason.BUDGET_EXCEEDED),
+    (TrainingPhase.FAILED, Reason.VALIDATION_FAILED),
+    (TrainingPhase.FAILED, Reason.TRAINER_EXITED_EARLY),
+    (TrainingPhase.FAILED, Reason.JOB_FAILED),
+    (TrainingPhase.CANCELLED, Reason.CANCELLED),
+):
+    FINISHED.labels(_phase.value, _reason.value)
 
 Obj = dict[str, Any]
 

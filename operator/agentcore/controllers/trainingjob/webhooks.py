@@ -32,9 +32,14 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from agentcore.api.training import WebhookEvent
+
 log = logging.getLogger("agentcore.webhooks")
 
 DELIVERIES = Counter("agentcore_webhook_deliveries_total", "Webhook delivery attempts", ["event", "outcome"])
+for _event in WebhookEvent:  # at 0 from the start, so an alert's increase() sees the first failure
+    for _outcome in ("delivered", "failed", "retry"):
+        DELIVERIES.labels(_event.value, _outcome)
 
 SIGNATURE_HEADER = "X-AgentCore-Signature"
 TIMESTAMP_HEADER = "X-AgentCore-Timestamp"

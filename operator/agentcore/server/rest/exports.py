@@ -74,13 +74,15 @@ from agentcore.kube.client import (
 from agentcore.server.auth import bearer_token
 from agentcore.server.jsonrpc.protocol import nesting_exceeds
 from agentcore.server.ratelimit import EXPORTS_CREATE_BUCKET, EXPORTS_DOWNLOAD_BUCKET, RateLimiter
+from agentcore.server.rest import openapi
+from agentcore.server.rest.openapi import OPENAPI_PATH
 from agentcore.storage.db import session_factory
 from agentcore.storage.objectstore import ObjectStore
 
 log = logging.getLogger("agentcore.exports.api")
 
 BASE = "/api/v1/exports"
-MAX_LIST_LIMIT = 100
+MAX_LIST_LIMIT = views.MAX_LIST_LIMIT
 MAX_JSON_DEPTH = 32  # request bodies of this API are a few levels deep
 SIGV4_MAX_SECONDS = 7 * 24 * 3600
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -288,6 +290,11 @@ async def _find(request: web.Request, caller: Principal) -> ExportJob:
 
 
 # --- handlers --------------------------------------------------------------------------------------
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI document; public, as it describes only what the spec already says."""
+    return web.json_response(openapi.document())
 
 
 async def get_formats(request: web.Request) -> web.Response:
@@ -682,6 +689,7 @@ def add_export_routes(app: web.Application, deps: ExportDeps) -> None:
     """Mount the Exports API on `app` (e.g. the API server's application)."""
     app[DEPS] = deps
     app.middlewares.append(_errors)
+    app.router.add_get(OPENAPI_PATH, get_openapi)  # before {id}: the document is not an export
     app.router.add_get(f"{BASE}/formats", get_formats)
     app.router.add_get(f"{BASE}/redaction-rules", list_rules)
     app.router.add_get(f"{BASE}/redaction-rules/{{rule_id}}", get_rule)

@@ -27,6 +27,7 @@ from agentcore.storage.migrate import upgrade
 from agentcore.storage.trajectories import TrajectoryRepository
 from tests.conftest import merge_patch
 from tests.exports_support import trajectory_rows
+from tests.openapi_support import check_response
 
 NOW = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 ADMIN = Principal("root", frozenset(), (ALL_NAMESPACES,), frozenset({ADMIN_ROLE}))
@@ -107,6 +108,15 @@ class FakeStore:
         self.deleted.append(key)
 
 
+class CheckedClient(TestClient):
+    """Every answer of the suite is checked against the served OpenAPI document."""
+
+    async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        resp = await super()._request(method, path, **kwargs)
+        check_response(method, str(path), resp.status, await resp.read())
+        return resp
+
+
 async def _authenticate(request: web.Request) -> Principal:
     raw = request.headers.get("X-Test-Caller")
     if raw is None:
@@ -135,7 +145,7 @@ async def api(tmp_path):
     )
     app = web.Application()
     add_export_routes(app, deps)
-    client = TestClient(TestServer(app))
+    client = CheckedClient(TestServer(app))
     await client.start_server()
     client.kube, client.store = kube, store  # type: ignore[attr-defined]
     yield client
