@@ -10,6 +10,7 @@ presigned URL, a trainer container killed mid-run that resumes, then `helm upgra
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -234,9 +235,10 @@ def test_chart_runs_on_the_real_node(cluster: Cluster, installed: Install) -> No
 def test_helm_test_probes_the_api_service_from_a_pod(cluster: Cluster, installed: Install) -> None:
     """The chart's `helm test` Pod: `agentcore check` in the chart's image, through the API
     Service's ClusterIP found by the Service environment variables the kubelet injects."""
-    out = helm(cluster, "test", RELEASE, "-n", SYSTEM_NS, "--logs", "--timeout", "5m")
-    assert "Phase:          Succeeded" in out or "Phase: Succeeded" in out, out
-    assert out.count("ok  ") == 5 and "FAIL" not in out, out
+    # No --logs: helm reads them after the hook-succeeded cleanup. The Pod succeeds only if every
+    # check passed (agentcore check exits 1 otherwise; its output is checked in tests/integration).
+    out = helm(cluster, "test", RELEASE, "-n", SYSTEM_NS, "--timeout", "5m")
+    assert re.search(r"TEST SUITE:\s+ac-agentcore-training-test-api\s.*Phase:\s+Succeeded", out, re.S), out
     # hook-succeeded: the Pod is gone once it passed.
     selector = "app.kubernetes.io/component=test"
     left = cluster.cp.kubectl("-n", SYSTEM_NS, "get", "pods", "-l", selector, "-o", "name")
