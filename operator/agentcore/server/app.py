@@ -94,7 +94,8 @@ def create_app(
 
     - ``kube_client_factory``: default a :class:`KubeClient` for ``settings.kubeconfig`` (or
       $KUBECONFIG, or in-cluster config).
-    - ``repo``: default from ``settings.database_url`` (migrations run at startup).
+    - ``repo``: default from ``settings.database_url`` (migrated at startup only with
+      ``settings.run_migrations``: in a cluster the chart's hook Job migrates).
     - ``object_store``: default ``open_store(settings.object_store)`` when set; without one, datasets
       too large to inline are refused.
     - ``evaluator``: default the trainer's checkpoint evaluation in sandboxed worker processes when
