@@ -121,53 +121,47 @@ def go_install(name: str, package: str, version: str, ldflags: str = "-s -w", ta
     return binary
 
 
-def helm_binary(build: bool = True, version: str = HELM_VERSION) -> Path:
-    explicit = os.environ.get("AGENTCORE_HELM")
+def _go_tool(name: str, version: str, build: bool, install: Callable[[], Path], hint: str) -> Path:
+    """A Go-built tool: $AGENTCORE_<NAME> if set, else the cached build of `version` (built by
+    `install` when missing and `build`), else a BinaryError naming the path and `hint`."""
+    explicit = os.environ.get(f"AGENTCORE_{name.upper()}")
     if explicit:
         return Path(explicit)
-    binary = tool_dir("helm", version) / "helm"
+    binary = tool_dir(name, version) / name
     if not binary.exists() and build:
-        binary = go_install("helm", f"{HELM_MODULE}/cmd/helm", version, _helm_ldflags(version))
+        binary = install()
     if not binary.exists():
-        raise BinaryError(f"helm not found at {binary}; run `python -m agentcore.devenv.tools`")
+        raise BinaryError(f"{name} not found at {binary}; {hint}")
     return binary
+
+
+_BUILD_HINT = "run `python -m agentcore.devenv.tools`"
+
+
+def helm_binary(build: bool = True, version: str = HELM_VERSION) -> Path:
+    def install() -> Path:
+        return go_install("helm", f"{HELM_MODULE}/cmd/helm", version, _helm_ldflags(version))
+
+    return _go_tool("helm", version, build, install, _BUILD_HINT)
 
 
 def kubeconform_binary(build: bool = True, version: str = KUBECONFORM_VERSION) -> Path:
-    explicit = os.environ.get("AGENTCORE_KUBECONFORM")
-    if explicit:
-        return Path(explicit)
-    binary = tool_dir("kubeconform", version) / "kubeconform"
-    if not binary.exists() and build:
-        binary = go_install(
-            "kubeconform",
-            f"{KUBECONFORM_MODULE}/cmd/kubeconform",
-            version,
-            f"-s -w -X main.version={version}",
-        )
-    if not binary.exists():
-        raise BinaryError(f"kubeconform not found at {binary}; run `python -m agentcore.devenv.tools`")
-    return binary
+    def install() -> Path:
+        package = f"{KUBECONFORM_MODULE}/cmd/kubeconform"
+        return go_install("kubeconform", package, version, f"-s -w -X main.version={version}")
+
+    return _go_tool("kubeconform", version, build, install, _BUILD_HINT)
 
 
 def kind_binary(build: bool = True, version: str = KIND_VERSION) -> Path:
-    explicit = os.environ.get("AGENTCORE_KIND")
-    if explicit:
-        return Path(explicit)
-    binary = tool_dir("kind", version) / "kind"
-    if not binary.exists() and build:
-        binary = go_install("kind", KIND_MODULE, version)
-    if not binary.exists():
-        raise BinaryError(f"kind not found at {binary}; build it with agentcore.devenv.tools.kind_binary()")
-    return binary
+    def install() -> Path:
+        return go_install("kind", KIND_MODULE, version)
+
+    return _go_tool("kind", version, build, install, "build it with agentcore.devenv.tools.kind_binary()")
 
 
 def promtool_binary(build: bool = True, version: str = PROMETHEUS_VERSION) -> Path:
-    explicit = os.environ.get("AGENTCORE_PROMTOOL")
-    if explicit:
-        return Path(explicit)
-    binary = tool_dir("promtool", version) / "promtool"
-    if not binary.exists() and build:
+    def install() -> Path:
         # Stamped as Prometheus' Makefile does (promu): module v0.3NN.x is Prometheus 3.NN.x.
         major_minor, patch = version.removeprefix("v0.").split(".")
         release = f"{major_minor[0]}.{int(major_minor[1:])}.{patch}"
@@ -175,10 +169,9 @@ def promtool_binary(build: bool = True, version: str = PROMETHEUS_VERSION) -> Pa
         # remove_all_sd: no service-discovery plugins (cloud SDKs), a third of the build; rule
         # checks and tests need none of them.
         package = f"{PROMETHEUS_MODULE}/cmd/promtool"
-        binary = go_install("promtool", package, version, f"-s -w {stamp}", tags="remove_all_sd")
-    if not binary.exists():
-        raise BinaryError(f"promtool not found at {binary}; run `python -m agentcore.devenv.tools`")
-    return binary
+        return go_install("promtool", package, version, f"-s -w {stamp}", tags="remove_all_sd")
+
+    return _go_tool("promtool", version, build, install, _BUILD_HINT)
 
 
 def lua_interpreter() -> Path | None:
