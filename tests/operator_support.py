@@ -98,15 +98,23 @@ class OperatorProcess:
         log = self.state / f"{self.name}-{self.starts}.log"
         self.proc = ManagedProcess(self.name, argv, log, env=env)
 
-    def start_api(self) -> None:
+    def start_api(self, wait: bool = True) -> None:
         """The API server trainer pods write through (started once; it outlives operator restarts)."""
         if self.api is not None and self.api.alive():
             return
         argv = [AGENTCORE, "api", "--host", "127.0.0.1", "--port", str(self.api_port)]
         env = {**self.env, "AGENTCORE_JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex}
         self.api = ManagedProcess(f"{self.name}-api", argv, self.state / f"{self.name}-api.log", env=env)
-        url = f"http://127.0.0.1:{self.api_port}/readyz"
-        wait_until(lambda: _http_ok(url), 60, "the API server to listen", self.api)
+        if wait:
+            url = f"http://127.0.0.1:{self.api_port}/readyz"
+            wait_until(lambda: _http_ok(url), 60, "the API server to listen", self.api)
+
+    def restart_api(self, wait: bool = True) -> None:
+        """SIGTERM the API server and start it again on the same port (trainer pods must retry)."""
+        if self.api is not None:
+            self.api.stop(10)
+            self.api = None
+        self.start_api(wait)
 
     def wait_standing(self, timeout: float = 60) -> None:
         """Until this start runs kopf and is a candidate (so it takes over when the leader dies)."""

@@ -96,6 +96,16 @@ class ControlPlane:
     def processes(self) -> list[ManagedProcess]:
         return list(self._procs)
 
+    def restart_apiserver(self, grace: float = 10.0) -> None:
+        """Stop kube-apiserver (SIGTERM, then SIGKILL after ``grace``) and start it again on the
+        same port, certificates and etcd: what its clients see of a control-plane upgrade."""
+        index, old = next((i, p) for i, p in enumerate(self._procs) if p.name == "kube-apiserver")
+        old.stop(grace=grace)
+        self._start_apiserver()
+        # Back in its place, so `stop()` still stops the apiserver before etcd.
+        self._procs.insert(index, self._procs.pop())
+        self._procs.remove(old)
+
     # -- pieces ----------------------------------------------------------------------------
     def _prepare_certs(self) -> None:
         pki = self.dir / "pki"
@@ -231,9 +241,10 @@ class ControlPlane:
         return proc
 
     def _apiserver_ready(self) -> bool:
-        return _http_ok(f"{self.url}/readyz", self._ssl_context(), timeout=2)
+        return _http_ok(f"{self.url}/readyz", self.admin_ssl_context(), timeout=2)
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """TLS to the apiserver as the admin user (for clients cheaper than a kubectl process)."""
         ctx = ssl.create_default_context(cafile=str(self.ca.cert_path))
         ctx.load_cert_chain(str(self.admin.cert), str(self.admin.key))
         return ctx

@@ -9,83 +9,40 @@ each TrainingJob's Job was created exactly once. Seeded: AGENTCORE_HA_SEED repla
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import os
 import random
-import shutil
 import signal
-import tempfile
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import yaml
 
-from agentcore.devenv.controlplane import ControlPlane
-from agentcore.devenv.dev import node_ready, start_node_agent
-from agentcore.devenv.procs import wait_until
-from tests.conftest import REPO, get_json, trajectory_counts, wait_for
+from tests.conftest import get_json, trajectory_counts, wait_for
+from tests.ha_support import (
+    Cluster,
+    acquisitions,
+    assert_one_writer_at_a_time,
+    audited_cluster,
+    lease_changes,
+    operator_writes,
+)
 from tests.integration.controllers.test_trainingjob import add_queries, phase_is, training_job
-from tests.operator_support import FAST_ELECTION, OperatorProcess, holder, leader_of, lease_spec, migrate
+from tests.operator_support import FAST_ELECTION, OperatorProcess, holder, leader_of, lease_spec
 
 pytestmark = pytest.mark.integration
 LEASE = "agentcore-operator-ha"
 LEASE_S = int(FAST_ELECTION["AGENTCORE_LEASE_DURATION_SECONDS"])
 RETRY_S = float(FAST_ELECTION["AGENTCORE_RETRY_PERIOD_SECONDS"])
 SEED = int(os.environ.get("AGENTCORE_HA_SEED") or random.randrange(1 << 30))
-# Writes at Metadata level; the Lease's and Jobs' bodies too (who the holder became; Job names).
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [
-        {
-            "level": "Request",
-            "verbs": ["create", "update", "patch", "delete"],
-            "resources": [
-                {"group": "coordination.k8s.io", "resources": ["leases"]},
-                {"group": "batch", "resources": ["jobs"]},
-            ],
-        },
-        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
-        {"level": "None"},
-    ],
-}
-
-
-@dataclass
-class Cluster:
-    cp: ControlPlane
-    audit: Path
 
 
 @pytest.fixture(scope="module")
 def cluster(postgres) -> Iterator[Cluster]:
-    """A control plane of its own (the session's has no audit log) with a node agent."""
-    state = Path(tempfile.mkdtemp(prefix="agentcore-ha-"))
-    (state / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
-    flags = (
-        f"--audit-policy-file={state / 'audit-policy.yaml'}",
-        f"--audit-log-path={state / 'audit.log'}",
-        "--audit-log-format=json",
-    )
-    with ControlPlane(extra_apiserver_flags=flags) as cp:
-        cp.kubectl("apply", "-f", str(REPO / "crds"))
-        cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
-        agent = start_node_agent(cp.kubeconfig, state / "node", "agentcore-ha-node")
-        try:
-            wait_until(lambda: node_ready(cp, "agentcore-ha-node"), 60, "node Ready", agent)
-            asyncio.run(migrate(postgres.dsn))
-            yield Cluster(cp, state / "audit.log")
-        finally:
-            agent.stop(15)
-    shutil.rmtree(state, ignore_errors=True)
+    with audited_cluster(postgres.dsn, "ha") as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -114,88 +71,6 @@ def ns(cluster) -> Iterator[str]:
     add_queries(cluster.cp, name)
     yield name
     cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-# -- the apiserver's record -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Write:
-    at: dt.datetime  # requestReceivedTimestamp
-    identity: str  # the operator's holderIdentity (from its User-Agent)
-    fenced: dt.datetime | None  # when the fence let it through (from its User-Agent; None: the Lease)
-    verb: str
-    resource: str
-    name: str
-    code: int
-    holder: str | None  # Lease writes: the holderIdentity written (None: released)
-
-
-def operator_writes(audit: Path) -> list[Write]:
-    writes = []
-    for line in audit.read_text().splitlines():
-        event = json.loads(line)
-        agent = event.get("userAgent") or ""
-        if not agent.startswith("agentcore-operator/"):
-            continue
-        ref, body = event.get("objectRef") or {}, event.get("requestObject") or {}
-        identity, _, stamp = agent.split("/", 1)[1].partition(" (fenced ")
-        writes.append(
-            Write(
-                dt.datetime.fromisoformat(event["requestReceivedTimestamp"]),
-                identity,
-                dt.datetime.fromisoformat(stamp.rstrip(")")) if stamp else None,
-                event["verb"],
-                ref.get("resource", ""),
-                ref.get("name") or (body.get("metadata") or {}).get("name", ""),
-                int((event.get("responseStatus") or {}).get("code", 0)),
-                (body.get("spec") or {}).get("holderIdentity") if ref.get("resource") == "leases" else None,
-            )
-        )
-    return sorted(writes, key=lambda w: w.at)
-
-
-def lease_changes(writes: list[Write]) -> list[Write]:
-    return [w for w in writes if w.resource == "leases" and w.name == LEASE and w.code in (200, 201)]
-
-
-def assert_one_writer_at_a_time(audit: Path) -> list[Write]:
-    """Every write an operator sent passed its fence while that operator was the last to acquire
-    or renew the Lease (and had not released it). By the fence's time, not the apiserver's: a
-    write paused between the fence and the socket can arrive later (docs/operator-ha.md)."""
-    writes = operator_writes(audit)
-    leases = lease_changes(writes)
-    for write in writes:
-        if write.resource == "leases":
-            continue
-        assert write.fenced is not None, f"{write} did not pass the fence"
-        before = [w for w in leases if w.at <= write.fenced]
-        current = before[-1].holder if before else None
-        assert current == write.identity, (
-            f"{write.identity} sent {write.verb} {write.resource}/{write.name} at {write.at} "
-            f"while the lease was held by {current!r}"
-        )
-    return writes
-
-
-def acquisitions(audit: Path) -> list[Write]:
-    """Successful Lease writes that changed the holder to a new identity."""
-    changes, previous = [], None
-    for write in lease_changes(operator_writes(audit)):
-        if write.holder and write.holder != previous:
-            changes.append(write)
-        previous = write.holder
-    return changes
-
-
-def first_write_after(audit: Path, identity: str, since: dt.datetime) -> dt.datetime | None:
-    """The first non-Lease write (a reconcile) of ``identity`` since ``since``."""
-    return next(
-        (
-            w.at
-            for w in operator_writes(audit)
-            if w.identity == identity and w.resource != "leases" and w.at >= since
-        ),
-        None,
-    )
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -242,7 +117,7 @@ def test_exactly_one_of_two_replicas_leads(cluster, operators):
     wait_for(lambda: leader_gauge(leader) == 1.0, 30, what="the leader's gauge")
     wait_for(lambda: leader_gauge(standby) == 0.0, 30, what="the standby's gauge")
     assert standby.alive()
-    assert_one_writer_at_a_time(cluster.audit)
+    assert_one_writer_at_a_time(cluster.audit, LEASE)
 
 
 def test_killing_the_leader_at_random_points_keeps_every_job_right(cluster, operators, ns, postgres):
@@ -265,7 +140,7 @@ def test_killing_the_leader_at_random_points_keeps_every_job_right(cluster, oper
             interval=0.1,
             what="takeover",
         )
-        taken = next(a for a in acquisitions(cluster.audit) if a.at >= killed_at)
+        taken = next(a for a in acquisitions(cluster.audit, LEASE) if a.at >= killed_at)
         takeovers.append((taken.at - killed_at).total_seconds())
         leader.start()  # back as a standby (both_running waits until it stands)
     done = wait_for(lambda: all_finished(cluster, ns, names), 300, interval=1, what="every job finished")
@@ -277,7 +152,7 @@ def test_killing_the_leader_at_random_points_keeps_every_job_right(cluster, oper
     assert lease_spec(cluster.cp, LEASE)["leaseTransitions"] == transitions + len(takeovers)
     jobs = get_json(cluster.cp, "-n", ns, "get", "jobs")["items"]
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(f"{n}-trainer" for n in names)
-    writes = assert_one_writer_at_a_time(cluster.audit)
+    writes = assert_one_writer_at_a_time(cluster.audit, LEASE)
     created = [w.name for w in writes if w.resource == "jobs" and w.verb == "create" and w.code == 201]
     assert sorted(n for n in created if n.startswith("ha-")) == sorted(f"{n}-trainer" for n in names)
     for d in done:
@@ -298,10 +173,12 @@ def test_a_sigtermed_leader_releases_and_the_standby_takes_over_at_once(cluster,
     assert leader.proc.proc.returncode == 0, leader.proc.log_tail()
     wait_for(lambda: standby.holds(holder(cluster.cp, LEASE)), LEASE_S + 30, interval=0.1, what="takeover")
     released = [
-        w for w in lease_changes(operator_writes(cluster.audit)) if w.identity == old and w.holder is None
+        w
+        for w in lease_changes(operator_writes(cluster.audit), LEASE)
+        if w.identity == old and w.holder is None
     ]
     assert released, "the stopping leader did not release the lease"
-    taken = next(a for a in acquisitions(cluster.audit) if a.at >= stopped_at)
+    taken = next(a for a in acquisitions(cluster.audit, LEASE) if a.at >= stopped_at)
     apply_jobs(cluster, ns, ["after-term"], iterations=5)
     wait_for(
         lambda: phase_is(cluster.cp, ns, "after-term", "Queued", "Running", "Completed"), 60, what="Queued"
@@ -312,7 +189,7 @@ def test_a_sigtermed_leader_releases_and_the_standby_takes_over_at_once(cluster,
     )
     # Released, not expired: the standby took over well within one lease duration of the release.
     assert (taken.at - released[-1].at).total_seconds() < LEASE_S - RETRY_S
-    assert_one_writer_at_a_time(cluster.audit)
+    assert_one_writer_at_a_time(cluster.audit, LEASE)
 
 
 def test_a_paused_leader_whose_lease_expired_writes_nothing_after_it_resumes(cluster, operators, ns):
@@ -350,4 +227,4 @@ def test_a_paused_leader_whose_lease_expired_writes_nothing_after_it_resumes(clu
     print(f"  writes fenced before the pause but received after it: {len(in_flight)}")
     for name in ["fence-0", "fence-1", "fence-2", "fence-late"]:
         wait_for(lambda n=name: phase_is(cluster.cp, ns, n, "Queued", "Running", "Completed"), 60, what=name)
-    assert_one_writer_at_a_time(cluster.audit)
+    assert_one_writer_at_a_time(cluster.audit, LEASE)

@@ -34,7 +34,7 @@ class KubeStatusSink:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential_jitter(multiplier=self.backoff, max=10, jitter=self.backoff),
-            retry=retry_if_exception(_transient),
+            retry=retry_if_exception(_retriable),
             before_sleep=lambda state: log.warning("status report failed (%s); retrying", state.outcome),
             reraise=True,
         )
@@ -46,8 +46,15 @@ class KubeStatusSink:
                     )
         except (TimeoutError, ApiError, OSError, aiohttp.ClientError) as exc:
             if not _transient(exc):
-                raise  # not transient: a schema or permission problem to surface
+                raise  # not transient (or a denial that outlasted the retries): surface it
             log.error("giving up on a status report after %d attempts: %s", self.attempts, exc)
+
+
+def _retriable(exc: BaseException) -> bool:
+    """Transient failures, and a denial right after a kube-apiserver (re)start: its RBAC authorizer
+    denies what a RoleBinding allows until its informers have synced (kubernetes/kubernetes#121635).
+    The Role for this patch is the job's own, so a 401/403 is retried too, and raised if it lasts."""
+    return _transient(exc) or (isinstance(exc, ApiError) and exc.status in (401, 403))
 
 
 def _transient(exc: BaseException) -> bool:

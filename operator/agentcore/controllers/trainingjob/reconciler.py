@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from agentcore.api.batchjob import BatchJob
 from agentcore.api.training import (
     MIN_TRAINING_QUERIES,
+    TrainerReport,
+    TrainerState,
     TrainingJob,
     TrainingJobStatus,
     TrainingPhase,
@@ -180,6 +182,7 @@ class TrainingJobReconciler:
         if tj is None or tj.metadata.deletion_timestamp:
             return
         job = await self._current_job(tj)
+        tj = await self._with_final_report(tj, job)
         conflict = None
         if job is not None and not _owns(tj, job):
             # Someone else's Job holds the name: never read its state as ours.
@@ -197,6 +200,19 @@ class TrainingJobReconciler:
         await self._converge_suspend(tj, job, decision.suspend_job)
         tj = await self._write_status(tj, job, decision.status)
         await self._notify(tj, decision.notifications)
+
+    async def _with_final_report(self, tj: TrainingJob, job: BatchJob | None) -> TrainingJob:
+        """The TrainingJob as the apiserver holds it once its Job has ended, if the store still
+        shows the trainer running. The trainer patches its final state before it exits, so the
+        apiserver has that report by the time the Job ends, but the watch may not have brought it
+        yet: deciding on the store's copy failed finished runs as TrainerExitedEarly (the chaos
+        suite, seed 1001171259). One GET per ended Job, until the phase is terminal."""
+        status = tj.status
+        if job is None or job.finished is None or status is None:
+            return tj
+        if (status.phase and status.phase.is_terminal) or not _reports_running(status.trainer):
+            return tj
+        return await self._get_trainingjob(tj.metadata.name or "", tj.metadata.namespace or "") or tj
 
     async def _current_job(self, tj: TrainingJob) -> BatchJob | None:
         """The trainer Job from the store; a GET only for a job the operator may have created
@@ -424,6 +440,10 @@ class TrainingJobReconciler:
         involved = _involved(tj)
         obj = {"apiVersion": tj.api_version, "kind": tj.kind, "metadata": involved}
         await post_event(self.kube, obj, kind, reason, message, self.clock())
+
+
+def _reports_running(trainer: TrainerReport | None) -> bool:
+    return trainer is None or trainer.state == TrainerState.RUNNING
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,22 @@ async def test_a_restarting_apiserver_dropping_the_connection_is_retried() -> No
     assert len(kube.patches) == 3
 
 
-async def test_a_schema_or_permission_error_is_raised_at_once() -> None:
+async def test_a_denial_right_after_an_apiserver_restart_is_retried() -> None:
+    # The chaos suite, seed 1001171259: a trainer's first patch after a kube-apiserver restart got
+    # 403 (RBAC informers not synced yet) and failed the run.
+    kube = FlakyKube(ApiError(403, {"message": "forbidden"}), ApiError(401, {"message": "Unauthorized"}))
+    await sink(kube).report({"currentIteration": 5})
+    assert len(kube.patches) == 3
+
+
+async def test_a_denial_that_lasts_is_raised_after_the_attempts() -> None:
+    kube = FlakyKube(*[ApiError(403, {"message": "forbidden"})] * 10)
+    with pytest.raises(ApiError):
+        await sink(kube, attempts=3).report({"currentIteration": 1})
+    assert len(kube.patches) == 3
+
+
+async def test_a_schema_error_is_raised_at_once() -> None:
     kube = FlakyKube(ApiError(422, {"message": "status.costUsd: invalid"}))
     with pytest.raises(ApiError):
         await sink(kube).report({"costUsd": "x"})
