@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from agentcore.api import labels
-from agentcore.api.batchjob import BatchJob
+from agentcore.api.batchjob import BatchJob, jobs_by_owner
 from agentcore.api.exports import (
     ExportEventReason,
     ExportFormat,
@@ -42,7 +42,7 @@ from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
-from agentcore.exports.settings import EXPORT_PREFIX, ExportSettings, key_from_ref
+from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
 from agentcore.kube.client import (
     EXPORTJOB_RESOURCE,
     JOBS,
@@ -128,11 +128,24 @@ class ExportJobReconciler:
         listing = await self.kube.list(JOBS, self.platform, labelSelector=selector)
         uids = {ej.name: ej.metadata.uid for ej in exportjobs}
         jobs = jobs_by_exportjob(listing.get("items", []), uids)
+        jobs |= await self._legacy_jobs(namespace, [ej for ej in exportjobs if ej.name not in jobs])
         slots = plan_queue(exportjobs, set(jobs), self.settings.max_concurrent)
         for ej in exportjobs:
             if ej.metadata.deletion_timestamp:
                 continue
             await self._reconcile_one(ej, jobs.get(ej.name), slots.get(ej.name, Slot()))
+
+    async def _legacy_jobs(self, namespace: str, without_job: list[ExportJob]) -> dict[str, BatchJob]:
+        """Export Jobs that an operator from before the platform namespace ran in the tenant's
+        namespace, for exports still in flight when it was upgraded. They are adopted: decided on
+        and cancelled like a platform Job, and no second export pod is started for them. Only
+        Jobs this very ExportJob controls count (owner uid). A tenant who plants one delays only
+        its own export. Listed only while an unfinished export has no platform Job."""
+        waiting = {ej.name: ej.metadata.uid for ej in without_job if not ej.phase.is_terminal}
+        if not waiting:
+            return {}
+        listing = await self.kube.list(JOBS, namespace, labelSelector=LABEL_EXPORTJOB)
+        return jobs_by_owner(listing.get("items", []), "ExportJob", waiting)
 
     async def _reconcile_one(self, ej: ExportJob, job: BatchJob | None, slot: Slot) -> None:
         decision = decide(ej, job, slot, self.clock())
@@ -147,7 +160,8 @@ class ExportJobReconciler:
                 )
                 return
         if decision.suspend_job and job is not None and not job.suspended:
-            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, self.platform)
+            where = job.metadata.namespace or self.platform  # a legacy Job is in the tenant's
+            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, where)
         patch = changed_fields(ej.observed_status, decision.status)
         if patch:
             await self.kube.patch(EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status")

@@ -16,7 +16,7 @@ from agentcore.controllers.exportjob import children, reconciler
 from agentcore.controllers.exportjob.decide import changed_fields, decide
 from agentcore.exports.keys import KEY_SECRET
 from agentcore.exports.queue import Slot, plan_queue
-from agentcore.exports.settings import ANNOTATION_CREATED_BY, LABEL_EXPORT_ID, ExportSettings
+from agentcore.exports.settings import ANNOTATION_CREATED_BY, LABEL_EXPORT_ID, LABEL_EXPORTJOB, ExportSettings
 
 NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -369,3 +369,68 @@ async def test_a_completed_export_counts_its_rows_and_bytes_once(monkeypatch):
     assert sample("agentcore_exports_finished_total", reason="Completed") - finished == 1
     after = (sample("agentcore_export_rows_total"), sample("agentcore_export_bytes_total"))
     assert (after[0] - before[0], after[1] - before[1]) == (5, 10)
+
+
+class UpgradedKube(FakeKube):
+    """An export in flight when the operator was upgraded: its Job, made by an operator from
+    before the platform namespace, runs in the tenant's namespace (owned by the ExportJob)."""
+
+    def __init__(self, export: ExportJob, owner_uid: str) -> None:
+        super().__init__(export)
+        self.legacy = {
+            "kind": "Job",
+            "metadata": {
+                "name": f"{export.name}-export",
+                "namespace": "team-a",
+                "labels": {LABEL_EXPORTJOB: export.name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ExportJob",
+                        "name": export.name,
+                        "uid": owner_uid,
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {},
+            "status": {"active": 1},
+        }
+        self.job_patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+        if res.plural == "jobs" and namespace == "team-a":
+            return {"items": [copy.deepcopy(self.legacy)]}
+        return await super().list(res, namespace)
+
+    async def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str, sub: str = "") -> None:
+        if res.plural == "jobs":
+            self.job_patches.append((namespace, name, body))
+            return
+        await super().patch(res, name, body, namespace, sub)
+
+
+async def test_an_export_in_flight_at_an_upgrade_keeps_its_tenant_namespace_job(monkeypatch):
+    monkeypatch.setattr(reconciler, "ensure_key_secret", _no_key)
+    running = ej("a", phase="Running")
+    kube = UpgradedKube(running, owner_uid="uid-a")
+    r = reconciler.ExportJobReconciler(kube, OperatorConfig(), ExportSettings(), None, clock=lambda: NOW)  # type: ignore[arg-type]
+    monkeypatch.setattr(r, "post_event", _no_event)
+    await r.reconcile_namespace("team-a")
+    assert [c["kind"] for c in kube.children] == [], "a second export pod was started"
+    kube.items["a"]["spec"]["cancel"] = {"requested": True, "reason": "stop"}
+    await r.reconcile_namespace("team-a")
+    assert kube.job_patches == [("team-a", "a-export", {"spec": {"suspend": True}})]
+
+
+async def test_a_planted_job_owned_by_another_uid_is_not_adopted(monkeypatch):
+    monkeypatch.setattr(reconciler, "ensure_key_secret", _no_key)
+    kube = UpgradedKube(ej("a", phase="Running"), owner_uid="uid-of-a-deleted-namesake")
+    r = reconciler.ExportJobReconciler(kube, OperatorConfig(), ExportSettings(), None, clock=lambda: NOW)  # type: ignore[arg-type]
+    monkeypatch.setattr(r, "post_event", _no_event)
+    await r.reconcile_namespace("team-a")
+    assert [c["kind"] for c in kube.children][-1] == "Job"
+
+
+async def _no_key(kube: Any, ns: str) -> bool:
+    return False
