@@ -383,3 +383,36 @@ Secret: a generated JWT secret would otherwise change the hash on every render.
   - port: 53
     protocol: TCP
 {{- end }}
+
+{{/* The full-export approval key (exports/approval.py): its Secret and key. */}}
+{{- define "agentcore.approvalSecretName" -}}
+{{- default (include "agentcore.secretName" .) .Values.admissionPolicy.approvalKey.existingSecret -}}
+{{- end }}
+
+{{- define "agentcore.approvalSecretKey" -}}
+{{- if .Values.admissionPolicy.approvalKey.existingSecret -}}{{ .Values.admissionPolicy.approvalKey.existingSecretKey }}{{- else -}}export-approval-key{{- end -}}
+{{- end }}
+
+{{/* Whether the ValidatingAdmissionPolicy is rendered; without it the operator requires approvals. */}}
+{{- define "agentcore.admissionPolicyOn" -}}
+{{- if and .Values.admissionPolicy.enabled (eq .Values.rbac.scope "cluster") -}}true{{- end -}}
+{{- end }}
+
+{{/* The generated approval key: the one in the cluster (kept across upgrades), else a new one. */}}
+{{- define "agentcore.approvalKeyValue" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "agentcore.secretName" .) -}}
+{{- if and $existing $existing.data (index $existing.data "export-approval-key") -}}
+{{- index $existing.data "export-approval-key" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 64 -}}
+{{- end -}}
+{{- end }}
+
+{{/* Env of the operator and the API server: the approval key (both sign or check with it). */}}
+{{- define "agentcore.approvalEnv" -}}
+- name: AGENTCORE_EXPORT_APPROVAL_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agentcore.approvalSecretName" . }}
+      key: {{ include "agentcore.approvalSecretKey" . }}
+{{- end }}

@@ -44,5 +44,7 @@ KEY_DESCRIPTION = f"{GROUP}/description"
 
 # --- annotations -----------------------------------------------------------------------------------
 CREATED_BY = f"{GROUP}/created-by"  # the API caller (token sub) that created the resource
+# On full ExportJobs the API server created: its HMAC over what it approved (exports/approval.py).
+FULL_EXPORT_APPROVAL = f"{GROUP}/full-export-approval"
 ESTIMATED_SECONDS = f"{GROUP}/estimated-duration-seconds"  # ExportJob: the REST API's estimate
 KOPF_PREFIX = GROUP  # kopf's own progress and diff-base annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentcore.api import labels
@@ -41,6 +41,17 @@ class ExportSettings(BaseSettings):
     )
     grace_seconds: int = 30
     job_ttl_seconds: int = 3600
+    # The key of the API server's approvals of full exports (exports/approval.py), held by the API
+    # server and the operator only; and whether the operator requires an approval: installs without
+    # the admission policy (the chart's namespaced mode).
+    approval_key: SecretStr = SecretStr("")
+    require_approval: bool = False
+
+    @model_validator(mode="after")
+    def _approval_needs_a_key(self) -> ExportSettings:
+        if self.require_approval and not self.approval_key.get_secret_value():
+            raise ValueError("AGENTCORE_EXPORT_REQUIRE_APPROVAL needs AGENTCORE_EXPORT_APPROVAL_KEY")
+        return self
 
     @classmethod
     def from_env(cls) -> ExportSettings:

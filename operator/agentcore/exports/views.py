@@ -22,7 +22,10 @@ from agentcore.api.exports import (
     ExportPhase,
     ExportType,
     FormatInfo,
+    PrivacyLevel,
 )
+from agentcore.api.labels import FULL_EXPORT_APPROVAL
+from agentcore.exports.approval import approval
 from agentcore.exports.settings import ANNOTATION_CREATED_BY, ANNOTATION_ESTIMATED_SECONDS, LABEL_EXPORT_ID
 
 Obj = dict[str, Any]
@@ -45,8 +48,14 @@ def resource_name(export_id: str) -> str:
 
 
 def exportjob_manifest(
-    request: CreateExportRequest, namespace: str, export_id: str, created_by: str, estimate: int | None
+    request: CreateExportRequest,
+    namespace: str,
+    export_id: str,
+    created_by: str,
+    estimate: int | None,
+    approval_key: str = "",
 ) -> Obj:
+    """The ExportJob to create; a full one is signed when there is an approval key (approval.py)."""
     spec = ExportJobSpec(
         export_type=request.export_type,
         name=request.name,
@@ -57,8 +66,12 @@ def exportjob_manifest(
     annotations = {ANNOTATION_CREATED_BY: created_by[:1024]}
     if estimate is not None:
         annotations[ANNOTATION_ESTIMATED_SECONDS] = str(estimate)
+    name = resource_name(export_id)
+    if approval_key and spec.config.privacy_level == PrivacyLevel.FULL:
+        signed = approval(approval_key, namespace, name, annotations[ANNOTATION_CREATED_BY], spec)
+        annotations[FULL_EXPORT_APPROVAL] = signed
     meta = ObjectMeta(
-        name=resource_name(export_id),
+        name=name,
         namespace=namespace,
         labels={LABEL_EXPORT_ID: export_id},
         annotations=annotations,

@@ -8,6 +8,7 @@ import argparse
 import base64
 import copy
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,7 @@ def test_every_reference_resolves(values: Path) -> None:
         given.get("database", {}).get("existingSecret"),
         given.get("objectStore", {}).get("s3", {}).get("existingSecret"),
         given.get("auth", {}).get("jwt", {}).get("existingSecret"),
+        given.get("admissionPolicy", {}).get("approvalKey", {}).get("existingSecret"),
     } - {None, ""}
     data = {(o["kind"], o["metadata"]["name"]): o.get("data") or {} for o in objs}
     for where, spec in pod_specs(objs):
@@ -289,6 +291,32 @@ def test_secret_contents() -> None:
     given = "x" * 40
     secret = one(render(merged({"auth": {"jwt": {"secret": given}}})), "Secret", "-secrets")
     assert base64.b64decode(secret["data"]["jwt-secret"]).decode() == given
+
+
+def test_without_the_admission_policy_the_operator_requires_approvals() -> None:
+    """Cluster mode renders the policy; namespaced mode cannot, so there the operator requires the
+    API server's approval of each full export. Both processes get the key; nothing else does."""
+    cluster = render(merged())
+    assert "AGENTCORE_EXPORT_REQUIRE_APPROVAL" not in _env(_container(cluster, "-operator"))
+    for mode in (merged({"rbac": {"scope": "namespaced"}}), merged({"admissionPolicy": {"enabled": False}})):
+        objs = render(mode)
+        assert _env(_container(objs, "-operator"))["AGENTCORE_EXPORT_REQUIRE_APPROVAL"]["value"] == "true"
+    for objs in (cluster, render(merged({"rbac": {"scope": "namespaced"}}))):
+        secret = one(objs, "Secret", "-secrets")
+        assert len(base64.b64decode(secret["data"]["export-approval-key"])) >= 32
+        ref = {"name": secret["metadata"]["name"], "key": "export-approval-key"}
+        for suffix in ("-operator", "-api"):
+            env = _env(_container(objs, suffix))["AGENTCORE_EXPORT_APPROVAL_KEY"]
+            assert env["valueFrom"]["secretKeyRef"] == ref
+        others = [
+            where
+            for where, spec in pod_specs(objs)
+            if not where.endswith(("-operator", "-api")) and "export-approval-key" in json.dumps(spec)
+        ]
+        assert others == []  # not the migration hook, not the helm test
+    existing = render(files=[CHART / "ci" / "namespaced-values.yaml"])
+    env = _env(_container(existing, "-operator"))["AGENTCORE_EXPORT_APPROVAL_KEY"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "agentcore-approval", "key": "key"}
 
 
 def test_existing_secrets_replace_the_charts_own() -> None:

@@ -40,6 +40,7 @@ from agentcore.controllers.common.create import ChildConflict, create_or_get
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
+from agentcore.exports.approval import refusal
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
@@ -150,10 +151,14 @@ class ExportJobReconciler:
     async def _reconcile_one(self, ej: ExportJob, job: BatchJob | None, slot: Slot) -> None:
         decision = decide(ej, job, slot, self.clock())
         if decision.create_job:
+            problem = self._unapproved(ej)
             try:
-                job = await self._create_children(ej)
+                if problem is None:
+                    job = await self._create_children(ej)
             except ChildConflict as exc:  # fail the export with the reason rather than retry forever
-                failed = fail(decision.status, str(exc), self.clock())
+                problem = str(exc)
+            if problem is not None:
+                failed = fail(decision.status, problem, self.clock())
                 patch = changed_fields(ej.observed_status, failed)
                 await self.kube.patch(
                     EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status"
@@ -168,6 +173,13 @@ class ExportJobReconciler:
         for event in decision.events:
             await self.post_event(ej, event)
             _count_finished(ej, decision.status, event)
+
+    def _unapproved(self, ej: ExportJob) -> str | None:
+        """Installs without the admission policy run a full export only as the API server
+        approved it (exports/approval.py): why this one may not start, naming the annotation."""
+        if not self.settings.require_approval:
+            return None
+        return refusal(self.settings.approval_key.get_secret_value(), ej)
 
     async def _create_children(self, ej: ExportJob) -> BatchJob:
         ns = ej.namespace

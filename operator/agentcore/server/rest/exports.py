@@ -356,7 +356,8 @@ async def create_export(request: web.Request) -> web.Response:
     rows = await _preflight(deps, namespace, req)
     estimate = _duration_estimate(req.config.format, rows)
     export_id = views.new_export_id()
-    manifest = views.exportjob_manifest(req, namespace, export_id, caller.sub, estimate)
+    key = deps.settings.approval_key.get_secret_value()
+    manifest = views.exportjob_manifest(req, namespace, export_id, caller.sub, estimate, key)
     ej = ExportJob.model_validate(await deps.kube.create(EXPORTJOB_RESOURCE, manifest, namespace))
     position = await _position(deps, namespace, ej)
     _audit(
