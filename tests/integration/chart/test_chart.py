@@ -468,7 +468,7 @@ def test_export_through_the_chart_api(
 
 
 def test_render_against_the_cluster_keeps_the_jwt_secret(control_plane, installed: Install) -> None:
-    """On upgrade Helm looks the generated JWT secret up instead of making a new one."""
+    """On upgrade Helm looks the generated JWT secret and approval key up instead of making new ones."""
     before = get_json(control_plane, "-n", installed.namespace, "get", "secret", f"{FULLNAME}-secrets")
     again = docs(
         template_text(
@@ -482,6 +482,8 @@ def test_render_against_the_cluster_keeps_the_jwt_secret(control_plane, installe
         o for o in again if o["kind"] == "Secret" and o["metadata"]["name"] == f"{FULLNAME}-secrets"
     )
     assert secret["data"]["jwt-secret"] == before["data"]["jwt-secret"]
+    # And the full-export approval key: approvals made before the upgrade still verify after it.
+    assert secret["data"]["export-approval-key"] == before["data"]["export-approval-key"]
 
 
 def test_notes(control_plane, installed: Install, tmp_path: Path) -> None:
