@@ -152,6 +152,17 @@ class OperatorProcess:
             self.api.stop(10)
 
 
+def ha_group(
+    cp, postgres, s3, state: Path, lease: str, election: dict[str, str], names: Iterable[str]
+) -> list[OperatorProcess]:
+    """Operator replicas sharing one Lease and one bucket (not started), as a Deployment runs them."""
+    ops: list[OperatorProcess] = []
+    for name in names:
+        bucket = ops[0].bucket if ops else None
+        ops.append(OperatorProcess(cp, postgres, s3, state, lease, name, bucket, election))
+    return ops
+
+
 def _http_ok(url: str) -> bool:
     import urllib.error
     import urllib.request

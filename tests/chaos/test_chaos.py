@@ -33,7 +33,7 @@ from agentcore.controllers.common.events import event_name, involved_object
 from tests.conftest import trajectory_counts, wait_for
 from tests.ha_support import Cluster, assert_one_writer_at_a_time, audited_cluster, operator_writes
 from tests.integration.controllers.test_trainingjob import Receiver, add_queries, trainer_pids, training_job
-from tests.operator_support import OperatorProcess, leader_of
+from tests.operator_support import OperatorProcess, ha_group, leader_of
 
 pytestmark = pytest.mark.integration
 SEED = int(os.environ.get("AGENTCORE_CHAOS_SEED") or random.randrange(1 << 30))
@@ -245,13 +245,8 @@ def cluster(postgres) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def operators(cluster, postgres, s3, tmp_path_factory) -> Iterator[list[OperatorProcess]]:
     state = tmp_path_factory.mktemp("chaos-operators")
-    group = {"lease": LEASE, "election": CHAOS_ELECTION}
-    first = OperatorProcess(cluster.cp, postgres, s3, state, name="op-a", **group)
     # Three replicas: a killed leader restarting on this busy machine is no warm standby for a while.
-    ops = [first] + [
-        OperatorProcess(cluster.cp, postgres, s3, state, name=name, bucket=first.bucket, **group)
-        for name in ("op-b", "op-c")
-    ]
+    ops = ha_group(cluster.cp, postgres, s3, state, LEASE, CHAOS_ELECTION, ("op-a", "op-b", "op-c"))
     for op in ops:
         op.start()
     for op in ops:

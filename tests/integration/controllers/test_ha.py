@@ -30,7 +30,7 @@ from tests.ha_support import (
     operator_writes,
 )
 from tests.integration.controllers.test_trainingjob import add_queries, phase_is, training_job
-from tests.operator_support import FAST_ELECTION, OperatorProcess, holder, leader_of, lease_spec
+from tests.operator_support import FAST_ELECTION, OperatorProcess, ha_group, holder, leader_of, lease_spec
 
 pytestmark = pytest.mark.integration
 LEASE = "agentcore-operator-ha"
@@ -48,10 +48,7 @@ def cluster(postgres) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def operators(cluster, postgres, s3, tmp_path_factory) -> Iterator[list[OperatorProcess]]:
     state = tmp_path_factory.mktemp("ha-operators")
-    group = {"lease": LEASE, "election": FAST_ELECTION}
-    first = OperatorProcess(cluster.cp, postgres, s3, state, name="op-a", **group)
-    second = OperatorProcess(cluster.cp, postgres, s3, state, name="op-b", bucket=first.bucket, **group)
-    ops = [first, second]
+    ops = ha_group(cluster.cp, postgres, s3, state, LEASE, FAST_ELECTION, ("op-a", "op-b"))
     for op in ops:
         op.start()
     yield ops
