@@ -170,11 +170,13 @@ class TrainingRun:
     async def _finish(self, trainer: Backend, outcome: TrainerState) -> None:
         if self.last_checkpoint is None or self.last_checkpoint.iteration != trainer.iteration:
             await self._checkpoint(trainer)
-        status: dict[str, Any] = {"trainer": self._trainer_report(outcome)}
+        # The whole progress again, not only the outcome: the last iteration's report may have
+        # been the one lost to an apiserver restart.
+        status: dict[str, Any] = {"trainer": self._trainer_report(outcome), **self._position(trainer)}
         if outcome == TrainerState.COMPLETED and self.inputs.evaluation and self.primary:
             status["evaluation"] = await asyncio.to_thread(self._final_evaluation, trainer)
         status.update(self._budget_fields())
-        await self._report(trainer, status)
+        await self._report(trainer, status, final=True)
         log.info(
             "trainer finished: %s at iteration %d, cost $%s",
             outcome.value,
@@ -247,8 +249,7 @@ class TrainingRun:
     def _progress(self, trainer: Backend, metrics: dict[str, float]) -> dict[str, Any]:
         cfg = self.inputs.config
         status: dict[str, Any] = {
-            "currentIteration": trainer.iteration,
-            "progressPercent": round(min(100.0, trainer.iteration / cfg.n_iterations * 100), 1),
+            **self._position(trainer),
             "metrics": _metrics(metrics, trainer, self.validation),
             **self._budget_fields(),
         }
@@ -258,6 +259,10 @@ class TrainingRun:
             eta = _now() + dt.timedelta(seconds=sum(recent) / len(recent) * remaining)
             status["estimatedCompletion"] = _stamp(eta)
         return status
+
+    def _position(self, trainer: Backend) -> dict[str, Any]:
+        done, total = trainer.iteration, self.inputs.config.n_iterations
+        return {"currentIteration": done, "progressPercent": round(min(100.0, done / total * 100), 1)}
 
     def _budget_fields(self) -> dict[str, Any]:
         spent = self.meter.total
@@ -280,7 +285,7 @@ class TrainingRun:
             report["message"] = message[:4000]
         return report
 
-    async def _report(self, trainer: Backend, status: dict[str, Any]) -> None:
+    async def _report(self, trainer: Backend, status: dict[str, Any], final: bool = False) -> None:
         if not self.primary:
             return
         if self._manifests is None:
@@ -294,12 +299,12 @@ class TrainingRun:
         )
         if best is not None or manifests:
             status["bestCheckpointId"] = (best or manifests[-1]).id
-        await self.sink.report(status)
+        await self.sink.report(status, final=final)
 
     async def report_failure(self, error: str) -> None:
         if not self.primary:
             return
-        await self.sink.report({"trainer": self._trainer_report(TrainerState.FAILED, error)})
+        await self.sink.report({"trainer": self._trainer_report(TrainerState.FAILED, error)}, final=True)
 
 
 def _metrics(metrics: dict[str, float], trainer: Backend, validation: float | None) -> dict[str, Any]:

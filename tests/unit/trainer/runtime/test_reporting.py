@@ -68,3 +68,27 @@ async def test_it_gives_up_after_the_attempts_without_stopping_training() -> Non
     kube = FlakyKube(*[OSError("unreachable")] * 10)
     await sink(kube, attempts=3).report({"currentIteration": 1})
     assert len(kube.patches) == 3
+
+
+async def test_a_report_given_up_on_is_sent_with_the_next_one() -> None:
+    # The chaos suite, seed 675173881: iteration 40's report was lost to a kube-apiserver restart
+    # and the run completed with status.currentIteration 39.
+    kube = FlakyKube(*[OSError("unreachable")] * 3)
+    reporter = sink(kube, attempts=3)
+    await reporter.report({"currentIteration": 40, "metrics": {"avgReward": 0.5, "kl": 0.1}})
+    await reporter.report({"trainer": {"state": "Completed"}, "metrics": {"kl": 0.2}})
+    assert kube.patches[-1] == {
+        "status": {
+            "currentIteration": 40,
+            "metrics": {"avgReward": 0.5, "kl": 0.2},
+            "trainer": {"state": "Completed"},
+        }
+    }
+    await reporter.report({"currentIteration": 41})
+    assert kube.patches[-1] == {"status": {"currentIteration": 41}}  # sent once, then forgotten
+
+
+async def test_the_final_report_outlasts_the_attempts() -> None:
+    kube = FlakyKube(*[OSError("unreachable")] * 6)
+    await sink(kube, attempts=3).report({"trainer": {"state": "Completed"}}, final=True)
+    assert len(kube.patches) == 7 and kube.patches[-1] == {"status": {"trainer": {"state": "Completed"}}}
