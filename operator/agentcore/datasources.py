@@ -90,9 +90,8 @@ async def load_queries(
     src = _source(source)
     if src.inline is not None:
         return [q.to_api() for q in src.inline]
-    text = await _read(src, namespace, kube, open_uri, policy)
     # Parsing megabytes of JSON is CPU work: not on the event loop.
-    return await asyncio.to_thread(lambda: validate_queries(_parse(text)))
+    return await parse_queries(await _read(src, namespace, kube, open_uri, policy))
 
 
 async def count_queries(
@@ -159,6 +158,16 @@ async def _bounded(read: Any, policy: DataPolicy) -> bytes:
     except TimeoutError:
         raise DataSourceError(f"reading the data took longer than {policy.timeout_seconds:g}s") from None
     return data
+
+
+async def secret_text(kube: KubeClient, namespace: str, ref: KeySelector) -> str:
+    """The key of a Secret labelled for TrainingJobs (DataSourceError if missing or unlabelled)."""
+    return await _key_of(kube, SECRETS, namespace, ref)
+
+
+async def parse_queries(text: str | bytes) -> list[dict[str, Any]]:
+    """Queries from a JSON text, validated; parsed off the event loop."""
+    return await asyncio.to_thread(lambda: validate_queries(_parse(text)))
 
 
 def validate_queries(raw: Any) -> list[dict[str, Any]]:

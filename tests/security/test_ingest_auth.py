@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from agentcore.storage.checkpoints import checkpoint_prefix
 from agentcore.storage.db import make_engine, session_factory
 from agentcore.storage.migrate import upgrade
 from agentcore.storage.objectstore import S3ObjectStore
+from agentcore.storage.staged import staged_key
 from agentcore.storage.trajectories import TrajectoryRepository
 
 pytestmark = pytest.mark.integration
@@ -53,9 +55,11 @@ class Env:
     ns: str
     a: Job
     b: Job
+    store: S3ObjectStore
 
 
-def _job(name: str, query: str) -> dict[str, Any]:
+def _job(name: str, query: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    inline = [{"query": f"{query} {i}", "expectedOutcome": {"answer": "x"}} for i in range(100)]
     return {
         "apiVersion": "training.agentcore.io/v1alpha1",
         "kind": "TrainingJob",
@@ -63,9 +67,7 @@ def _job(name: str, query: str) -> dict[str, Any]:
         "spec": {
             "agentId": "agent",
             "config": {"nIterations": 1},
-            "trainingData": {
-                "inline": [{"query": f"{query} {i}", "expectedOutcome": {"answer": "x"}} for i in range(100)]
-            },
+            "trainingData": data or {"inline": inline},
         },
     }
 
@@ -78,8 +80,10 @@ async def _token(kube: KubeClient, ns: str, sa: str, audience: str | None) -> st
     return str((await kube.create(SERVICEACCOUNTS, body, ns, name=sa, sub="token"))["status"]["token"])
 
 
-async def _start_job(kube: KubeClient, ns: str, name: str, query: str) -> Job:
-    tj = await kube.create(TRAININGJOB_RESOURCE, _job(name, query), ns)
+async def _start_job(
+    kube: KubeClient, ns: str, name: str, query: str, data: dict[str, Any] | None = None
+) -> Job:
+    tj = await kube.create(TRAININGJOB_RESOURCE, _job(name, query, data), ns)
     owner = {
         "apiVersion": "training.agentcore.io/v1alpha1",
         "kind": "TrainingJob",
@@ -115,7 +119,7 @@ async def env(crds_installed: Any, postgres: Any, s3: Any) -> AsyncIterator[Env]
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     a, b = await _start_job(kube, ns, "job-a", "alpha"), await _start_job(kube, ns, "job-b", "beta")
     async with TestClient(TestServer(app)) as http:
-        yield Env(http, kube, ns, a, b)
+        yield Env(http, kube, ns, a, b, store)
     await kube.delete(NAMESPACES, ns)
     await kube.close()
     await engine.dispose()
@@ -268,3 +272,24 @@ async def test_a_namespace_past_its_trajectory_cap_is_refused_507(
     finally:
         await engine.dispose()
         await env.kube.delete(NAMESPACES, ns)
+
+
+async def test_secret_data_is_served_from_the_operators_staged_copy(env: Env) -> None:
+    """Issue 12: the chart's API server may not read Secrets, so a secretKeyRef job got 422. The
+    endpoint serves the copy the operator staged for this job's uid (no Secret named here exists:
+    the API server never reads one), and without a copy it says what is missing."""
+    ref = {"secretKeyRef": {"name": "no-such-secret", "key": "q.json"}}
+    job = await _start_job(env.kube, env.ns, "job-s", "unused", data=ref)
+    resp = await env.http.get(f"{PREFIX}/datasets/training", headers=job.auth())
+    assert resp.status == 422 and "no-such-secret" in await resp.text()
+    staged = [{"query": f"staged {i}", "expected_outcome": {"answer": "y"}} for i in range(100)]
+    key = staged_key(env.ns, job.uid, "training")
+    await asyncio.to_thread(env.store.put_bytes, key, json.dumps(staged).encode())
+    resp = await env.http.get(f"{PREFIX}/datasets/training", headers=job.auth())
+    assert resp.status == 200
+    assert [q["query"] for q in (await resp.json())["queries"]] == [q["query"] for q in staged]
+    # Another job's token gets its own data, never this copy; nor can a trainer name the key.
+    other = await env.http.get(f"{PREFIX}/datasets/training", headers=env.a.auth())
+    assert all(q["query"].startswith("alpha") for q in (await other.json())["queries"])
+    resp = await env.http.get(f"{PREFIX}/objects/{key}", headers=job.auth())
+    assert resp.status == 403

@@ -37,11 +37,12 @@ from pydantic import ValidationError
 from agentcore.api.ingest import PREFIX, BatchResult, Dataset, ObjectList, StoredObject, TrajectoryBatch
 from agentcore.api.training import KIND as TRAININGJOB_KIND
 from agentcore.api.training import TrainingJob
-from agentcore.datasources import DataSourceError, load_queries
+from agentcore.datasources import DataPolicy, DataSourceError, load_queries, parse_queries
 from agentcore.kube.client import SERVICEACCOUNTS, TRAININGJOB_RESOURCE, ApiError, KubeClient, Resource
 from agentcore.server.auth import bearer_token
 from agentcore.storage.checkpoints import checkpoint_prefix
-from agentcore.storage.objectstore import ObjectNotFound, ObjectStore
+from agentcore.storage.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
+from agentcore.storage.staged import DatasetKind, staged_key
 from agentcore.storage.trajectories import TrajectoryQuotaExceeded, TrajectoryRepository
 
 log = logging.getLogger(__name__)
@@ -243,9 +244,9 @@ def _json(model: Any) -> web.Response:
 
 
 async def _datasets(request: web.Request) -> web.Response:
-    kind = request.match_info["kind"]
-    if kind not in ("training", "evaluation"):
+    if request.match_info["kind"] not in ("training", "evaluation"):
         raise web.HTTPNotFound(text="datasets are 'training' or 'evaluation'")
+    kind: DatasetKind = "training" if request.match_info["kind"] == "training" else "evaluation"
     async with _call(request) as (deps, caller):
         spec = caller.job.spec
         source = spec.training_data if kind == "training" else spec.evaluation_data
@@ -253,18 +254,38 @@ async def _datasets(request: web.Request) -> web.Response:
             return _json(Dataset(queries=[]))
         assert deps.kube is not None
         try:
-            queries = await load_queries(source, caller.namespace, deps.kube)
+            queries = await _staged(deps, caller, kind) if source.secret_key_ref is not None else None
+            if queries is None:
+                queries = await load_queries(source, caller.namespace, deps.kube)
         except DataSourceError as exc:
             raise web.HTTPUnprocessableEntity(text=f"{kind} data: {exc}") from None
         except ApiError as exc:
             if exc.status != 403:
                 raise
-            # The chart's API server may not read Secrets (it faces tenants): say so plainly.
+            # The chart's API server may not read Secrets (it faces tenants); the operator stages
+            # a job's Secret data when it creates the trainer, so only a job started by an older
+            # operator gets here.
             raise web.HTTPUnprocessableEntity(
-                text=f"{kind} data: the API server may not read this source ({exc}); use inline, "
-                "configMapKeyRef or uri data for TrainingJobs"
+                text=f"{kind} data: the API server may not read this source ({exc}) and the "
+                "operator staged no copy of it (a job started before the operator staged Secret "
+                "data: recreate it)"
             ) from None
         return _json(Dataset(queries=queries))
+
+
+async def _staged(deps: IngestDeps, caller: Caller, kind: DatasetKind) -> list[dict[str, Any]] | None:
+    """The copy of the job's Secret data that the operator staged (storage/staged.py); None if
+    there is none (a job started by an operator from before staging: the Secret is read then)."""
+    if deps.store is None:
+        return None
+    key = staged_key(caller.namespace, caller.uid, kind)
+    try:
+        text = await asyncio.to_thread(deps.store.get_bytes, key, DataPolicy().max_bytes)
+    except ObjectNotFound:
+        return None
+    except ObjectTooLarge as exc:
+        raise DataSourceError(f"the staged copy {exc}") from None
+    return await parse_queries(text)
 
 
 async def _trajectories(request: web.Request) -> web.Response:

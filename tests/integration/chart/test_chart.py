@@ -28,10 +28,13 @@ from typing import Any
 import pytest
 import yaml
 
+from agentcore.api.labels import USABLE_BY_TRAININGJOBS
 from agentcore.auth.tokens import EXPORT, VIEW, issue_token
 from agentcore.devenv import tools
 from agentcore.devenv.binaries import KUBERNETES_VERSION
 from agentcore.devenv.procs import free_port
+from agentcore.storage.staged import staged_key
+from agentcore_trainer.datasets import generate
 from tests.chartutil import CHART, CI_VALUES, MINIMAL, docs, helm, is_hook, template_text
 from tests.conftest import REPO, get_json, wait_for
 
@@ -504,3 +507,50 @@ def test_notes(control_plane, installed: Install, tmp_path: Path) -> None:
     notes = out[out.index("NOTES:") :]
     assert f"kubectl -n {installed.namespace} get pods" in notes
     assert "training.list_jobs" in notes and "jwt-secret" in notes
+
+
+def test_secret_data_reaches_the_trainer_under_the_charts_rbac(
+    control_plane, installed: Install, node_agent, s3
+) -> None:
+    """Issue 12: the chart's API server may not read Secrets (it faces tenants), so a TrainingJob
+    whose data was a labelled Secret's key failed (422 from the ingestion endpoint). The chart's
+    operator stages the key into the platform store; the trainer gets it from there. The copy goes
+    with the TrainingJob."""
+    cp, ns = control_plane, installed.namespace
+    queries = generate(120, seed=7)
+    literal = f"--from-literal=queries.json={json.dumps(queries)}"
+    cp.kubectl("-n", ns, "create", "secret", "generic", "secret-queries", literal)
+    cp.kubectl("-n", ns, "label", "secret", "secret-queries", f"{USABLE_BY_TRAININGJOBS}=true")
+    doc = {
+        "apiVersion": "training.agentcore.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "secret-data"},
+        "spec": {
+            "agentId": "secret-agent",
+            "config": {"nIterations": 3, "batchSize": 2, "nTrajectoriesPerQuery": 2},
+            "trainingData": {"secretKeyRef": {"name": "secret-queries", "key": "queries.json"}},
+        },
+    }
+    cp.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(doc))
+
+    def finished() -> dict[str, Any] | None:
+        obj = get_json(cp, "-n", ns, "get", "trainingjob", "secret-data")
+        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
+
+    try:
+        done = wait_for(finished, 150, interval=1, what="the secretKeyRef TrainingJob to finish")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_pod_logs(node_agent, ns)}") from None
+    assert done["status"]["phase"] == "Completed", f"{done['status']}\n{_pod_logs(node_agent, ns)}"
+    assert done["status"]["currentIteration"] == 3
+    bucket, _, prefix = installed.values["objectStore"]["url"].removeprefix("s3://").partition("/")
+    key = f"{prefix}/{staged_key(ns, done['metadata']['uid'], 'training')}"
+    staged = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert [q["query"] for q in json.loads(staged)] == [q["query"] for q in queries]
+
+    cp.kubectl("-n", ns, "delete", "trainingjob", "secret-data", "--wait=true")
+
+    def copy_gone() -> bool:
+        return "Contents" not in s3.client().list_objects_v2(Bucket=bucket, Prefix=key)
+
+    wait_for(copy_gone, 30, interval=0.5, what="the staged copy to go with its TrainingJob")

@@ -21,27 +21,13 @@ import kopf
 from agentcore.api.common import GROUP, VERSION
 from agentcore.api.labels import EXPORTJOB_NAMESPACE
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.common.store import operator_store
 from agentcore.controllers.exportjob.reconciler import ExportJobReconciler
 from agentcore.controllers.leader.elector import LeaderElector, NotLeader
 from agentcore.exports.settings import LABEL_EXPORTJOB, ExportSettings
 from agentcore.kube.client import ApiError
-from agentcore.storage.objectstore import ObjectStore, open_store
 
 log = logging.getLogger("agentcore.operator.exports")
-
-
-def operator_store(config: OperatorConfig) -> ObjectStore | None:
-    if not config.object_store:
-        return None
-    if config.object_store.startswith("s3://"):
-        return open_store(
-            config.object_store,
-            endpoint_url=config.s3_endpoint or None,
-            access_key=config.s3_access_key or None,
-            secret_key=config.s3_secret_key or None,
-            region=config.s3_region,
-        )
-    return open_store(config.object_store)
 
 
 @kopf.on.startup()

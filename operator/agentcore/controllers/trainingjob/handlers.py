@@ -21,6 +21,7 @@ import kopf
 from agentcore.api import labels
 from agentcore.api.common import GROUP, VERSION
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.controllers.common.store import operator_store
 from agentcore.controllers.leader.elector import LeaderElector, NotLeader
 from agentcore.controllers.trainingjob.children import LABEL_TRAININGJOB
 from agentcore.controllers.trainingjob.reconciler import TrainingJobReconciler
@@ -47,7 +48,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # Namespaced RBAC cannot list namespaces or CRDs cluster-wide; the resources are known.
         settings.scanning.disabled = True
     memo.kube = memo.leader.fenced_client()
-    memo.reconciler = TrainingJobReconciler(memo.kube, config)
+    memo.reconciler = TrainingJobReconciler(memo.kube, config, store=operator_store(config))
     memo.resync_task = asyncio.create_task(
         _resync_forever(memo.reconciler, memo.leader, config.resync_seconds)
     )
@@ -93,6 +94,8 @@ async def trainingjob_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: 
     # them warm); only the leader reconciles.
     if type == "DELETED":
         memo.reconciler.forget(body.metadata.namespace, body.metadata.name, body.metadata.uid)
+        if memo.leader.leading:  # a deletion no leader saw is for the resync's sweep
+            await memo.reconciler.staging.drop(body.metadata.namespace or "", body.metadata.uid or "")
         return
     memo.reconciler.observe_trainingjob(dict(body))  # the reconcile reads it from there, no GET
     if memo.leader.leading:

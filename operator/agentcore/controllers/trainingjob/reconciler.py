@@ -34,10 +34,12 @@ from agentcore.controllers.common.create import ChildConflict, create_or_get, cr
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
+from agentcore.controllers.trainingjob.staging import SecretDataStager
 from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
 from agentcore.datasources import DataSourceError, count_queries, unlabelled_secret, usable_secret
 from agentcore.kube.client import JOBS, SECRETS, SERVICES, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
+from agentcore.storage.objectstore import ObjectStore
 
 log = logging.getLogger("agentcore.operator")
 
@@ -74,10 +76,12 @@ class TrainingJobReconciler:
         kube: KubeClient,
         config: OperatorConfig,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        store: ObjectStore | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
         self.clock = clock
+        self.staging = SecretDataStager(store)
         self.webhooks = WebhookDispatcher(
             self._delivered,
             config.webhook_timeout,
@@ -151,9 +155,12 @@ class TrainingJobReconciler:
         namespaces = self.config.namespaces or (None,)
         phases: dict[str, int] = {p.value: 0 for p in TrainingPhase}
         queued_ages: list[float] = []
+        staged = await self.staging.staged(namespaces)  # before the jobs: see staged()
+        live: set[tuple[str, str]] = set()
         for ns in namespaces:
             listing = await self.kube.list(TRAININGJOBS, ns)
             for tj in listing.get("items", []):
+                live.add((tj["metadata"]["namespace"], tj["metadata"]["uid"]))
                 self.observe_trainingjob(tj)
                 phase = (tj.get("status") or {}).get("phase") or TrainingPhase.QUEUED.value
                 phases[phase] = phases.get(phase, 0) + 1
@@ -165,6 +172,7 @@ class TrainingJobReconciler:
                     log.exception(
                         "resync of %s/%s failed", tj["metadata"]["namespace"], tj["metadata"]["name"]
                     )
+        await self.staging.sweep(staged, live)
         for phase, count in phases.items():
             JOBS_BY_PHASE.labels(phase).set(count)
         OLDEST_QUEUED.set(max(queued_ages, default=0.0))
@@ -195,7 +203,9 @@ class TrainingJobReconciler:
             try:
                 job = await self._create_children(tj)
                 decision = decide(tj, job, None, self.clock())  # the status that names the new Job
-            except ChildConflict as exc:  # fail the job with the reason rather than retry forever
+            # Fail the job with the reason rather than retry forever (a DataSourceError: the Secret
+            # to stage changed since the checks).
+            except (ChildConflict, DataSourceError) as exc:
                 decision = decide(tj, None, str(exc), self.clock())
         await self._converge_suspend(tj, job, decision.suspend_job)
         tj = await self._write_status(tj, job, decision.status)
@@ -275,7 +285,11 @@ class TrainingJobReconciler:
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
-        refused = self.config.image_refused(spec.image) or await self._check_secret_refs(tj)
+        refused = (
+            self.config.image_refused(spec.image)
+            or self.staging.refused(tj)
+            or await self._check_secret_refs(tj)
+        )
         if refused:
             return refused
         try:
@@ -306,6 +320,7 @@ class TrainingJobReconciler:
         # an older operator keeps its Secret until the job is deleted (owner reference): its Job's
         # pod template still loads it, and a retried pod without it would never start.
         access = [children.service_account(tj), children.role(tj), children.role_binding(tj)]
+        await self.staging.stage(self.kube, tj)  # before the trainer can ask for it
         if children.distributed(tj):  # the ranks' DNS names exist before their pods do
             await create_or_get(self.kube, SERVICES, children.headless_service(tj), ns)
         # Its TrainerJobCreated Event is a state Event: posted once the Job is seen to exist.
