@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agentcore.api.labels import FULL_EXPORT_APPROVAL
+from agentcore.api.labels import CREATED_BY, FULL_EXPORT_APPROVAL
 from agentcore.exports.approval import REFUSED
 from tests.conftest import get_json, wait_for
 from tests.integration.controllers.test_trainingjob import _migrate
@@ -85,7 +85,7 @@ def test_the_api_servers_full_export_runs_and_a_kubectl_one_fails(stack):
     forged = _like(approved, "export-forged")  # its name is not the one approved
     forged["metadata"]["labels"] = {}
     unsigned = _like(approved, "export-unsigned")
-    unsigned["metadata"]["annotations"] = {"training.agentcore.io/created-by": "admin@corp"}
+    unsigned["metadata"]["annotations"] = {CREATED_BY: "admin@corp"}
     unsigned["metadata"]["labels"] = {}
     for obj in (forged, unsigned):
         done = _apply(sc, obj)
@@ -102,8 +102,17 @@ def test_below_full_kubectl_exports_need_no_approval(stack):
     obj = {
         "apiVersion": "training.agentcore.io/v1alpha1",
         "kind": "ExportJob",
-        "metadata": {"name": "export-plain"},
+        # Whoever wrote it says an admin made it (issue 12: created-by came from this annotation).
+        "metadata": {
+            "name": "export-plain",
+            "annotations": {CREATED_BY: "admin@corp"},
+        },
         "spec": {"exportType": "trajectories", "config": {"format": "csv", "privacyLevel": "anonymized"}},
     }
     done = _apply(sc, obj)
     assert done["status"]["phase"] == "Completed", json.dumps(done["status"])
+    assert "createdBy" not in done["status"], "an unsigned annotation was taken as the creator"
+    # The API server's own export names its requester (it signs every export it makes).
+    sc.create("signed-anonymized", sc.tenant, "trajectories", "csv", "anonymized", sc.headers)
+    assert sc.finished("signed-anonymized")["status"] == "completed"
+    assert _exportjob(sc, "signed-anonymized")["status"]["createdBy"] == "admin@corp"

@@ -13,7 +13,7 @@ from agentcore.api.exports import ExportJob
 from agentcore.api.labels import FULL_EXPORT_APPROVAL
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.exportjob import reconciler
-from agentcore.exports.approval import REFUSED, refusal
+from agentcore.exports.approval import REFUSED, refusal, verified
 from agentcore.exports.settings import ExportSettings
 from agentcore.exports.views import CreateExportRequest, exportjob_manifest
 from tests.unit.controllers.exportjob.test_exportjob import NOW, FakeKube
@@ -44,10 +44,19 @@ def test_the_api_servers_full_export_is_approved_as_stored() -> None:
     assert refusal(KEY, parsed(cancelled)) is None  # cancelling is not a change to what was approved
 
 
-def test_only_full_exports_are_signed_and_checked() -> None:
+def test_only_full_exports_need_an_approval() -> None:
     obj = manifest("anonymized")
-    assert FULL_EXPORT_APPROVAL not in obj["metadata"]["annotations"]
+    obj["metadata"]["annotations"].pop(FULL_EXPORT_APPROVAL)
     assert refusal(KEY, parsed(obj)) is None
+
+
+def test_every_export_is_signed_so_its_creator_can_be_trusted() -> None:
+    # Issue 12: below full, a namespaced install took created-by from a spoofable annotation.
+    obj = manifest("anonymized")
+    assert verified(KEY, parsed(obj))
+    spoofed = copy.deepcopy(obj)
+    spoofed["metadata"]["annotations"]["training.agentcore.io/created-by"] = "ceo@example.com"
+    assert not verified(KEY, parsed(spoofed))
 
 
 @pytest.mark.parametrize(
@@ -107,3 +116,13 @@ async def test_the_operator_fails_an_unapproved_full_export_without_starting_it(
     assert kube.children == []
     assert kube.status_patches[-1]["phase"] == "Failed"
     assert kube.status_patches[-1]["error"] == REFUSED
+
+
+async def test_the_status_names_the_creator_only_when_signed(monkeypatch) -> None:
+    signed = await _reconcile(manifest("anonymized"), monkeypatch)
+    assert signed.status_patches[0]["createdBy"] == "admin@example.com"
+    spoofed = manifest("anonymized")
+    spoofed["metadata"]["annotations"].pop(FULL_EXPORT_APPROVAL)  # kubectl, any creator written
+    kube = await _reconcile(spoofed, monkeypatch)
+    assert "createdBy" not in kube.status_patches[0]
+    assert [c["kind"] for c in kube.children][-1] == "Job"  # below full it still runs

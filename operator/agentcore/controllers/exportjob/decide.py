@@ -67,11 +67,12 @@ class ExportDecision:
     events: list[Event] = field(default_factory=list)
 
 
-def _bookkeeping(ej: ExportJob) -> ExportJobStatus:
-    """The current status with the operator's bookkeeping fields filled in."""
+def _bookkeeping(ej: ExportJob, created_by_verified: bool) -> ExportJobStatus:
+    """The current status with the operator's bookkeeping fields filled in; the creator only
+    from an annotation that admission or the API server's signature vouches for."""
     meta, status = ej.metadata, ej.observed_status
     estimate = meta.annotation(ANNOTATION_ESTIMATED_SECONDS) or ""
-    created_by = meta.annotation(ANNOTATION_CREATED_BY)
+    created_by = meta.annotation(ANNOTATION_CREATED_BY) if created_by_verified else None
     timing = status.timing or ExportTiming()
     if timing.requested_at is None and meta.creation_timestamp:
         timing = timing.model_copy(update={"requested_at": _parse(meta.creation_timestamp)})
@@ -111,8 +112,12 @@ def _finish(desired: ExportJobStatus, phase: ExportPhase, now: dt.datetime, erro
         desired.error = error[:MAX_ERROR]
 
 
-def decide(ej: ExportJob, job: BatchJob | None, slot: Slot, now: dt.datetime) -> ExportDecision:
-    desired = _bookkeeping(ej)
+def decide(
+    ej: ExportJob, job: BatchJob | None, slot: Slot, now: dt.datetime, created_by_verified: bool = True
+) -> ExportDecision:
+    """`created_by_verified`: whether the created-by annotation names the requester (true where
+    the admission policy checks it; else only for an ExportJob the API server signed)."""
+    desired = _bookkeeping(ej, created_by_verified)
     decision = ExportDecision(desired)
     if not ej.phase.is_terminal:
         if ej.cancel_requested:

@@ -40,7 +40,7 @@ from agentcore.controllers.common.create import ChildConflict, create_or_get
 from agentcore.controllers.common.events import post_event
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
-from agentcore.exports.approval import refusal
+from agentcore.exports.approval import refusal, verified
 from agentcore.exports.keys import ensure_key_secret
 from agentcore.exports.queue import Slot, plan_queue
 from agentcore.exports.settings import EXPORT_PREFIX, LABEL_EXPORTJOB, ExportSettings, key_from_ref
@@ -149,7 +149,7 @@ class ExportJobReconciler:
         return jobs_by_owner(listing.get("items", []), "ExportJob", waiting)
 
     async def _reconcile_one(self, ej: ExportJob, job: BatchJob | None, slot: Slot) -> None:
-        decision = decide(ej, job, slot, self.clock())
+        decision = decide(ej, job, slot, self.clock(), self._created_by_verified(ej))
         if decision.create_job:
             problem = self._unapproved(ej)
             try:
@@ -173,6 +173,11 @@ class ExportJobReconciler:
         for event in decision.events:
             await self.post_event(ej, event)
             _count_finished(ej, decision.status, event)
+
+    def _created_by_verified(self, ej: ExportJob) -> bool:
+        # Without the admission policy (require_approval) only the API server's signature vouches.
+        key = self.settings.approval_key.get_secret_value()
+        return not self.settings.require_approval or verified(key, ej)
 
     def _unapproved(self, ej: ExportJob) -> str | None:
         """Installs without the admission policy run a full export only as the API server
