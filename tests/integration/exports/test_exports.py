@@ -476,8 +476,12 @@ def test_kubectl_apply_works_too(stack):
     ns = stack.tenants["fmt"].namespace
 
     def done():
+        # The exporter writes the phase; the operator's next pass adds the condition (and its
+        # Event, from the condition's flip): wait for both (CI once read between the two).
         obj = get_json(stack.cp, "-n", ns, "get", "exportjob", "tool-agent-trajectories")
-        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
+        status = obj.get("status") or {}
+        kinds = {c["type"] for c in status.get("conditions") or [] if c["status"] == "True"}
+        return obj if status.get("phase") == "Failed" or {"Complete"} <= kinds else None
 
     obj = wait_for(done, 150, interval=1, what="the example ExportJob")
     status = obj["status"]
