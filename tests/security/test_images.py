@@ -33,3 +33,17 @@ def test_the_allow_list_rule():
     for bad in ("reg.corp/other/agent:3", "x/y:3", "reg.corp/ml", "ghcr.io/agentcore/trainer:2"):
         assert "spec.image" in (config.image_refused(bad) or ""), bad
     assert OperatorConfig().image_refused("anything/else") is not None  # empty list: none allowed
+
+
+def test_images_can_be_opted_in_for_one_namespace_only():
+    config = OperatorConfig(allowed_images_by_namespace={"team-a": ("reg.corp/team-a/*",)})
+    assert config.image_refused("reg.corp/team-a/agent:1", "team-a") is None
+    refused = config.image_refused("reg.corp/team-a/agent:1", "team-b") or ""
+    assert "spec.image" in refused and "team-b" in refused
+
+
+def test_the_per_namespace_list_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE", '{"team-a": ["reg.corp/a/*", "x/y:1"]}')
+    assert OperatorConfig.from_env().allowed_images_by_namespace == {"team-a": ("reg.corp/a/*", "x/y:1")}
+    monkeypatch.setenv("AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE", "{}")  # what the chart renders by default
+    assert OperatorConfig.from_env().allowed_images_by_namespace == {}

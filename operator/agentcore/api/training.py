@@ -51,7 +51,9 @@ MAX_CONDITIONS = 32
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
 ENTRY_POINT_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 DATA_URI_PATTERN = r"^(s3://[^/]+/.+|file:///.+)$"
-WEBHOOK_URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+# No user:password@ in the authority: credentials go in the signing secret, never in a URL that
+# Events and logs would show.
+WEBHOOK_URL_PATTERN = r"^https?://[^\s/@]+(/\S*)?$"
 MODEL_REF_PATTERN = (
     r"^(package:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(/\S+)?|s3://[^/]+/\S+|/\S+)$"
 )

@@ -608,3 +608,15 @@ def test_helm_test_pod_probes_the_api_service_without_credentials() -> None:
     url = next(e["value"] for e in container["env"] if e["name"] == "AGENTCORE_API_URL")
     assert url == f"http://$({service}_SERVICE_HOST):$({service}_SERVICE_PORT)"
     assert not [o for o in render(merged({"tests": {"enabled": False}})) if is_test_hook(o)]
+
+
+def test_per_namespace_image_opt_in_reaches_the_operator(monkeypatch) -> None:
+    values = {**MINIMAL, "trainer": {"allowedImagesByNamespace": {"team-a": ["reg.corp/team-a/*"]}}}
+    objs = render(values)
+    data = one(objs, "ConfigMap", "-config")["data"]
+    operator = one(objs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert "AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE" in _env(operator)
+    monkeypatch.setenv("AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE", data["AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE"])
+    config = OperatorConfig.from_env()
+    assert config.image_refused("reg.corp/team-a/agent:1", "team-a") is None
+    assert config.image_refused("reg.corp/team-a/agent:1", "team-b") is not None

@@ -25,6 +25,9 @@ class OperatorConfig(BaseSettings):
     # shell-style patterns (fnmatch; end a registry prefix with "/*"). Comma-separated from the
     # environment. A tenant's image runs next to the job's credentials: empty allows none.
     allowed_images: Annotated[tuple[str, ...], NoDecode] = ()
+    # Further patterns for one namespace each (opt-in per tenant), from the environment as JSON:
+    # {"team-a": ["registry.example.com/team-a/*"]}.
+    allowed_images_by_namespace: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # Where trainer pods reach their data: the API server's ingestion endpoint (agentcore.server.ingest),
     # with a projected service-account token bound to ingest_audience. Trainer pods get no credential.
     ingest_url: str = "http://127.0.0.1:8080"
@@ -93,15 +96,17 @@ class OperatorConfig(BaseSettings):
         """The environment, with explicit values (e.g. command-line flags) winning."""
         return cls(**overrides)
 
-    def image_refused(self, image: str | None) -> str | None:
-        """Why a TrainingJob may not run `image` (a message naming the field), or None."""
+    def image_refused(self, image: str | None, namespace: str = "") -> str | None:
+        """Why a TrainingJob of `namespace` may not run `image` (a message naming the field), or None."""
         if image is None or image == self.trainer_image:
             return None
-        if any(fnmatch.fnmatchcase(image, pattern) for pattern in self.allowed_images):
+        patterns = (*self.allowed_images, *self.allowed_images_by_namespace.get(namespace, ()))
+        if any(fnmatch.fnmatchcase(image, pattern) for pattern in patterns):
             return None
         return (
             f"spec.image: {image!r} is neither the platform's trainer image nor one of the operator's "
-            "allowed images (AGENTCORE_ALLOWED_IMAGES)"
+            f"allowed images for namespace {namespace!r} (AGENTCORE_ALLOWED_IMAGES, "
+            "AGENTCORE_ALLOWED_IMAGES_BY_NAMESPACE)"
         )
 
     def trainer_secret_data(self) -> dict[str, str]:

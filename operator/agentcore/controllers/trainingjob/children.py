@@ -68,15 +68,24 @@ def _meta(tj: TrainingJob, extra_labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": child_name(tj),
         "namespace": tj.metadata.namespace,
-        "labels": {
+        "labels": {  # the operator's own last: a user's label never replaces one
+            **(extra_labels or {}),
             LABEL_TRAININGJOB: name_label(tj),
             LABEL_JOB_ID: tj.metadata.uid,
             labels.MANAGED_BY: labels.OPERATOR_NAME,
             labels.COMPONENT: "trainer",
-            **(extra_labels or {}),
         },
         "ownerReferences": [owner_reference(tj)],
     }
+
+
+def reserved_label(tj: TrainingJob) -> str | None:
+    """Why spec.labels may not be used as given: a key the operator sets or selects children by
+    (its group's, and the managed-by and component labels), naming it; None if none is."""
+    for key in sorted(tj.spec.labels or {}):
+        if key.startswith(f"{GROUP}/") or key in (labels.MANAGED_BY, labels.COMPONENT):
+            return f"spec.labels[{key!r}]: the operator sets this label (and every {GROUP}/ one) itself"
+    return None
 
 
 def distributed(tj: TrainingJob) -> bool:

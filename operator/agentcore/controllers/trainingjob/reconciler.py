@@ -35,7 +35,12 @@ from agentcore.controllers.common.events import involved_object, post_event, pos
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.staging import SecretDataStager
-from agentcore.controllers.trainingjob.webhooks import Delivery, WebhookDispatcher, idempotency_key
+from agentcore.controllers.trainingjob.webhooks import (
+    Delivery,
+    WebhookDispatcher,
+    idempotency_key,
+    shown_url,
+)
 from agentcore.datasources import DataSourceError, count_queries, unlabelled_secret, usable_secret
 from agentcore.kube.client import JOBS, SECRETS, SERVICES, ApiError, KubeClient, Resource
 from agentcore.kube.client import TRAININGJOB_RESOURCE as TRAININGJOBS
@@ -286,7 +291,8 @@ class TrainingJobReconciler:
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
         refused = (
-            self.config.image_refused(spec.image)
+            self.config.image_refused(spec.image, ns)
+            or children.reserved_label(tj)
             or self.staging.refused(tj)
             or await self._check_secret_refs(tj)
         )
@@ -411,7 +417,10 @@ class TrainingJobReconciler:
             return
         if not ok:
             await self.post_event(
-                tj, "Warning", Reason.WEBHOOK_FAILED, f"{delivery.event} to {delivery.url}: {detail}"
+                tj,
+                "Warning",
+                Reason.WEBHOOK_FAILED,
+                f"{delivery.event} to {shown_url(delivery.url)}: {detail}",
             )
         slot = (tj.metadata.uid or "", key)
         remaining, note = self._outstanding.get(slot, (1, _note_stub(key, delivery)))
@@ -534,5 +543,5 @@ def _note_stub(key: str, delivery: Delivery) -> Notification:
         WebhookEvent(delivery.event),
         {},
         reason=Reason.WEBHOOK_DELIVERED,
-        message=f"{delivery.event} delivered to {delivery.url}",
+        message=f"{delivery.event} delivered to {shown_url(delivery.url)}",
     )

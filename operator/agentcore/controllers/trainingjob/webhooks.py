@@ -286,3 +286,14 @@ class WebhookDispatcher:
                 await worker
         if self._session is not None:
             await self._session.close()
+
+
+def shown_url(url: str) -> str:
+    """The URL as Events show it: scheme, host, port and path, never a query or credentials
+    (a webhook URL's query often carries a token)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: the connection fails anyway; show none
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

@@ -167,3 +167,25 @@ def test_the_trainer_and_the_job_agree_on_the_peer_lost_exit_code():
     from agentcore_trainer import distributed
 
     assert distributed.PEER_LOST_EXIT_CODE == children.PEER_LOST_EXIT_CODE
+
+
+def test_a_users_labels_never_replace_the_operators():
+    # Issue 12: spec.labels came after the operator's own keys on the Job's metadata.
+    own = {
+        "training.agentcore.io/job-id": "forged",
+        "training.agentcore.io/trainingjob": "someone-else",
+        "app.kubernetes.io/managed-by": "me",
+        "app.kubernetes.io/component": "x",
+    }
+    tj = trainingjob(labels={**own, "team": "a", "app.kubernetes.io/name": "agent"})
+    job = children.job(tj, OperatorConfig())
+    for meta in (job["metadata"], job["spec"]["template"]["metadata"]):
+        assert meta["labels"]["training.agentcore.io/job-id"] == "uid-1"
+        assert meta["labels"]["training.agentcore.io/trainingjob"] == "tj"
+        assert meta["labels"]["team"] == "a"
+    assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "agentcore-operator"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    # ...and such a job fails validation naming the key, rather than running with them dropped.
+    message = children.reserved_label(tj) or ""
+    assert "spec.labels['app.kubernetes.io/component']" in message
+    assert children.reserved_label(trainingjob(labels={"team": "a", "app.kubernetes.io/name": "x"})) is None

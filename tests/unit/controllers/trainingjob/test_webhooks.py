@@ -154,3 +154,19 @@ async def test_a_job_webhook_queue_and_worker_go_once_drained(serve):
     await hooks.close()
     assert receiver.hits == 1
     assert hooks._queues == {} and hooks._workers == {}
+
+
+def test_urls_with_credentials_are_refused_and_events_show_no_secrets():
+    # Issue 12: a webhook URL could carry user:password@, and Events printed the URL as given.
+    from pydantic import ValidationError
+
+    from agentcore.api.training import Webhook
+    from agentcore.controllers.trainingjob.webhooks import shown_url
+
+    hook = {"events": ["training.job.completed"], "secretRef": {"name": "k", "key": "k"}}
+    with pytest.raises(ValidationError, match="url"):
+        Webhook.model_validate({**hook, "url": "https://user:pass@hooks.example.com/x"})
+    assert Webhook.model_validate({**hook, "url": "https://hooks.example.com/a@b"}).url.endswith("/a@b")
+    shown = shown_url("https://hooks.example.com:8443/services/T0?token=s3cret#frag")
+    assert shown == "https://hooks.example.com:8443/services/T0"
+    assert shown_url("http://u:p@host/p?q=1") == "http://host/p"
