@@ -120,3 +120,36 @@ def test_the_operator_process_does_not_load_the_exporter() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_only_the_migration_tools_run_migrations() -> None:
+    """Issue 12: trainer and exporter pods ran schema migrations with the platform's credentials.
+    Only the chart's hook Job (migrate_cli), `agentcore dev` and an API server told to
+    (`run_migrations`, off by default) may import the migration runner."""
+    allowed = {
+        "agentcore.storage.migrate_cli",
+        "agentcore.devenv.dev",
+        "agentcore.server.app",
+        "agentcore_trainer.runtime.main",  # only `agentcore trainer --dataset`: see below
+    }
+    runners = {"agentcore.storage.migrate", "agentcore.storage.migrate.upgrade"}
+    users = {
+        module
+        for root in (CONTROL_PLANE, TRAINER)
+        for module, deps in graph(root).items()
+        if deps & runners and not module.startswith("agentcore.storage.migrat")
+    }
+    assert users <= allowed, sorted(users - allowed)
+    # The trainer migrates only the standalone run's own database, never in a pod.
+    tree = ast.parse((TRAINER / "runtime" / "main.py").read_text())
+    importing = [
+        fn.name
+        for fn in ast.walk(tree)
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(fn)
+        if isinstance(node, ast.ImportFrom) and node.module == "agentcore.storage.migrate"
+    ]
+    assert importing == ["_standalone"]
+    from agentcore.server.settings import Settings
+
+    assert Settings.model_fields["run_migrations"].default is False

@@ -83,3 +83,49 @@ async def test_unknown_checkpoint_is_not_found(tmp_path) -> None:
     with pytest.raises(RpcError) as caught:
         await CheckpointEvaluator(store, NO_KUBE).evaluate(body, "ckpt-nope", generate(5, seed=2))
     assert caught.value.code == -32001
+
+
+# A stand-in worker process that records when it runs (the real one is tested above): which
+# requests overlap is what the semaphores decide, not what the worker does.
+RECORDING_WORKER = """
+import json, sys, time
+with open(sys.argv[1], "a") as log:
+    log.write(f"{time.monotonic()} start\\n")
+time.sleep(0.4)
+with open(sys.argv[1], "a") as log:
+    log.write(f"{time.monotonic()} end\\n")
+print(json.dumps({"metrics": {}}))
+"""
+
+
+def _most_at_once(log_path) -> int:
+    events = sorted(
+        (float(t), kind) for t, kind in (line.split() for line in log_path.read_text().splitlines())
+    )
+    running = most = 0
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    return most
+
+
+async def test_one_tenant_gets_one_worker_at_a_time_and_others_are_not_starved(tmp_path) -> None:
+    """Issue 12: one evaluation worker served every tenant. Now each namespace has at most
+    `per_tenant` evaluations running while other tenants' still run beside them."""
+    import asyncio
+
+    body, store = job(tmp_path)
+    other = {**body, "metadata": {**body["metadata"], "namespace": "tenant-b"}}
+    own = CheckpointManager(store, checkpoint_prefix("tenant-a", "job"))
+    copy = own.load(own.manifests()[0])
+    CheckpointManager(store, checkpoint_prefix("tenant-b", "job")).save(copy, 1, "0.01")
+    queries = generate(5, seed=2)
+
+    async def run(bodies: list[dict[str, Any]], log_path) -> int:
+        command = [sys.executable, "-c", RECORDING_WORKER, str(log_path)]
+        evaluator = CheckpointEvaluator(store, NO_KUBE, command=command, workers=4, per_tenant=1)
+        await asyncio.gather(*(evaluator.evaluate(b, None, queries) for b in bodies))
+        return _most_at_once(log_path)
+
+    assert await run([body] * 3, tmp_path / "one-tenant.log") == 1
+    assert await run([body, other], tmp_path / "two-tenants.log") == 2
