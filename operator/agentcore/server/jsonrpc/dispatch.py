@@ -85,7 +85,7 @@ class Dispatcher:
     async def handle(self, body: bytes, principal: Principal, request_id: str) -> Outcome:
         try:
             if len(body) > THREADED_PARSE_BYTES:
-                payload = await asyncio.to_thread(parse_json, body, self.max_depth)
+                payload = await asyncio.to_thread(parse_json, body, self.max_depth, True)
             else:
                 payload = parse_json(body, self.max_depth)
         except RpcError as err:

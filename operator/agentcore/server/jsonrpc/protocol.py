@@ -48,17 +48,33 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _int(text: str) -> int:
+    return int(text)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(pairs)
+
+
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+# For bodies parsed in a worker thread: the C scanner holds the GIL between its calls into Python,
+# so a thread alone froze the event loop for a whole 15 MiB body of integers (issue 12, the
+# red-team suite). A Python callback for every number and object gives the interpreter a point
+# to switch threads at; floats already had one.
+_YIELDING_DECODER = json.JSONDecoder(
+    parse_float=_finite_float, parse_int=_int, parse_constant=_reject_constant, object_pairs_hook=_object
+)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def parse_json(body: bytes, max_depth: int) -> Any:
-    """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep)."""
+def parse_json(body: bytes, max_depth: int, threaded: bool = False) -> Any:
+    """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep).
+    `threaded`: parsing in a worker thread, which must let the event loop's thread run."""
     too_deep = RpcError(
         INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
     )
     try:
-        value = _DECODER.decode(body.decode("utf-8"))
+        value = (_YIELDING_DECODER if threaded else _DECODER).decode(body.decode("utf-8"))
     except RecursionError:  # valid JSON, only deeper than the parser goes: the same rule as below
         raise too_deep from None
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
