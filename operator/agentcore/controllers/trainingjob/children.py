@@ -30,6 +30,7 @@ from agentcore.api.common import GROUP, KeySelector
 from agentcore.api.training import TrainingJob
 from agentcore.controllers.common import manifests
 from agentcore.controllers.common.config import OperatorConfig
+from agentcore.storage.staged import DatasetKind
 
 LABEL_TRAININGJOB = labels.TRAININGJOB
 LABEL_JOB_ID = labels.JOB_ID
@@ -140,18 +141,22 @@ def role(tj: TrainingJob) -> Obj:
     }
 
 
+def secret_sources(tj: TrainingJob) -> list[tuple[DatasetKind, KeySelector]]:
+    """The job's data sources that name a Secret key, by dataset kind (staged for the trainer)."""
+    sources: list[tuple[DatasetKind, KeySelector]] = []
+    if tj.spec.training_data.secret_key_ref is not None:
+        sources.append(("training", tj.spec.training_data.secret_key_ref))
+    if tj.spec.evaluation_data is not None and tj.spec.evaluation_data.secret_key_ref is not None:
+        sources.append(("evaluation", tj.spec.evaluation_data.secret_key_ref))
+    return sources
+
+
 def secret_refs(tj: TrainingJob) -> list[tuple[str, KeySelector]]:
     """Every Secret the TrainingJob names, with the field that names it (for error messages).
 
     The operator checks each carries labels.USABLE_BY_TRAININGJOBS before it reads one (the data
     sources, for its checks and through the API server for the trainer) or signs a webhook."""
-    refs: list[tuple[str, KeySelector]] = []
-    for field, source in (
-        ("trainingData", tj.spec.training_data),
-        ("evaluationData", tj.spec.evaluation_data),
-    ):
-        if source is not None and source.secret_key_ref is not None:
-            refs.append((f"{field}.secretKeyRef", source.secret_key_ref))
+    refs = [(f"{kind}Data.secretKeyRef", ref) for kind, ref in secret_sources(tj)]
     for index, hook in enumerate(tj.spec.webhooks or []):
         refs.append((f"webhooks[{index}].secretRef", hook.secret_ref))
     return refs

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agentcore.api.common import KeySelector
 from agentcore.api.training import TrainingJob
+from agentcore.controllers.trainingjob.children import secret_sources
 from agentcore.datasources import DataSourceError, parse_queries, secret_text
 from agentcore.kube.client import KubeClient
 from agentcore.storage.objectstore import ObjectStore
-from agentcore.storage.staged import STAGED_PREFIX, DatasetKind, staged_key, staged_prefix, uid_of
+from agentcore.storage.staged import STAGED_PREFIX, staged_key, staged_prefix, uid_of
 
 log = logging.getLogger("agentcore.operator")
 
@@ -23,16 +23,6 @@ NO_STORE = (
     "{field}: Secret data is staged for the trainer in the platform object store, and the "
     "operator has none configured (AGENTCORE_OBJECT_STORE)"
 )
-
-
-def secret_sources(tj: TrainingJob) -> list[tuple[DatasetKind, KeySelector]]:
-    """The job's data sources that name a Secret key, by dataset kind."""
-    sources: list[tuple[DatasetKind, KeySelector]] = []
-    if tj.spec.training_data.secret_key_ref is not None:
-        sources.append(("training", tj.spec.training_data.secret_key_ref))
-    if tj.spec.evaluation_data is not None and tj.spec.evaluation_data.secret_key_ref is not None:
-        sources.append(("evaluation", tj.spec.evaluation_data.secret_key_ref))
-    return sources
 
 
 class SecretDataStager:
@@ -69,16 +59,21 @@ class SecretDataStager:
         except Exception:  # an unreachable store: the resync's sweep deletes them later
             log.exception("deleting the staged data of %s/%s failed", namespace, uid)
 
-    async def staged(self, namespaces: tuple[str | None, ...]) -> dict[tuple[str, str], list[str]]:
+    async def staged(self, namespaces: tuple[str | None, ...]) -> dict[tuple[str, str], list[str]] | None:
         """The staged keys by (namespace, uid). List this *before* the TrainingJobs a sweep keeps:
         a copy is written only after its job exists, so every copy listed here whose job is
-        alive is in a later listing of the jobs."""
+        alive is in a later listing of the jobs. None if the store cannot be listed: the resync
+        that calls this must still reconcile every job, and the next one sweeps."""
         if self.store is None:
             return {}
         store = self.store
         keys: list[str] = []
-        for ns in namespaces:
-            keys += await asyncio.to_thread(store.list, staged_prefix(ns) if ns else f"{STAGED_PREFIX}/")
+        try:
+            for ns in namespaces:
+                keys += await asyncio.to_thread(store.list, staged_prefix(ns) if ns else f"{STAGED_PREFIX}/")
+        except Exception:
+            log.exception("listing the staged data copies failed; no sweep in this resync")
+            return None
         out: dict[tuple[str, str], list[str]] = {}
         for key in keys:
             owner = uid_of(key)
@@ -86,11 +81,16 @@ class SecretDataStager:
                 out.setdefault(owner, []).append(key)
         return out
 
-    async def sweep(self, staged: dict[tuple[str, str], list[str]], live: set[tuple[str, str]]) -> int:
-        """Delete the copies of jobs not in `live` (deleted while no operator watched); how many."""
-        gone = [key for owner, keys in staged.items() if owner not in live for key in keys]
+    async def sweep(self, staged: dict[tuple[str, str], list[str]] | None, live: set[tuple[str, str]]) -> int:
+        """Delete the copies of jobs not in `live` (deleted while no operator watched); how many.
+        A store that fails is logged, not raised: the next resync sweeps again."""
+        gone = [key for owner, keys in (staged or {}).items() if owner not in live for key in keys]
         if gone and self.store is not None:
-            await asyncio.to_thread(self._delete, gone)
+            try:
+                await asyncio.to_thread(self._delete, gone)
+            except Exception:
+                log.exception("deleting staged data copies of deleted TrainingJobs failed")
+                return 0
             log.info("deleted %d staged data copies of deleted TrainingJobs", len(gone))
         return len(gone)
 

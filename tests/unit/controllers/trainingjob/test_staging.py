@@ -94,3 +94,16 @@ async def test_the_resync_deletes_copies_of_jobs_deleted_unseen(tmp_path: Path) 
     reconciler = operator(kube, store)
     await reconciler.resync()
     assert store.list("") == ["datasets/ns/upload.json", staged_key(NS, UID, "training")]
+
+
+class UnlistableStore(LocalObjectStore):
+    def list(self, prefix: str) -> list[str]:
+        raise OSError("object store unreachable")
+
+
+async def test_an_unreachable_store_does_not_stop_the_resync(tmp_path: Path) -> None:
+    # The sweep is housekeeping: the resync must still reconcile every job (here: create its Job).
+    kube = world()  # ConfigMap data: nothing to stage
+    reconciler = operator(kube, UnlistableStore(tmp_path))
+    await reconciler.resync()
+    assert (JOBS.plural, f"{NAME}-trainer") in kube.objects
