@@ -326,6 +326,20 @@ def test_chart_rbac_is_what_the_cluster_enforces(control_plane, installed: Insta
     assert not can("api", "create", "jobs.batch")
 
 
+def _finished(cp, node_agent, ns: str, kind: str, name: str, timeout: float, what: str) -> dict[str, Any]:
+    """The resource once its phase is Completed or Failed; on a timeout, the pods' logs say why."""
+
+    def finished() -> dict[str, Any] | None:
+        obj = get_json(cp, "-n", ns, "get", kind, name)
+        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
+
+    try:
+        done: dict[str, Any] = wait_for(finished, timeout, interval=1, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_pod_logs(node_agent, ns)}") from None
+    return done
+
+
 @pytest.fixture(scope="module")
 def example_done(control_plane, installed: Install, node_agent) -> dict[str, Any]:
     """examples/trainingjob.yaml applied into the release's namespace and run to its end."""
@@ -333,14 +347,9 @@ def example_done(control_plane, installed: Install, node_agent) -> dict[str, Any
     started = time.monotonic()
     cp.kubectl("-n", ns, "apply", "-f", str(REPO / "examples" / "trainingjob.yaml"))
 
-    def finished() -> dict[str, Any] | None:
-        obj = get_json(cp, "-n", ns, "get", "trainingjob", "tool-agent-example")
-        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
-
-    try:
-        done: dict[str, Any] = wait_for(finished, 150, interval=1, what="the example TrainingJob to finish")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_pod_logs(node_agent, ns)}") from None
+    done = _finished(
+        cp, node_agent, ns, "trainingjob", "tool-agent-example", 150, "the example TrainingJob to finish"
+    )
     print(f"example TrainingJob {done['status']['phase']} in {time.monotonic() - started:.1f}s")
     return done
 
@@ -414,14 +423,9 @@ def test_example_exportjob_runs_under_the_charts_operator(
     cp, ns = control_plane, installed.namespace
     cp.kubectl("-n", ns, "apply", "-f", str(REPO / "examples" / "exportjob.yaml"))
 
-    def finished() -> dict[str, Any] | None:
-        obj = get_json(cp, "-n", ns, "get", "exportjob", "tool-agent-trajectories")
-        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
-
-    try:
-        done = wait_for(finished, 90, interval=1, what="the example ExportJob to finish")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_pod_logs(node_agent, ns)}") from None
+    done = _finished(
+        cp, node_agent, ns, "exportjob", "tool-agent-trajectories", 90, "the example ExportJob to finish"
+    )
     status = done["status"]
     assert status["phase"] == "Completed", f"{status}\n{_pod_logs(node_agent, ns)}"
     bucket, _, prefix = installed.values["objectStore"]["url"].removeprefix("s3://").partition("/")
@@ -533,14 +537,9 @@ def test_secret_data_reaches_the_trainer_under_the_charts_rbac(
     }
     cp.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(doc))
 
-    def finished() -> dict[str, Any] | None:
-        obj = get_json(cp, "-n", ns, "get", "trainingjob", "secret-data")
-        return obj if (obj.get("status") or {}).get("phase") in ("Completed", "Failed") else None
-
-    try:
-        done = wait_for(finished, 150, interval=1, what="the secretKeyRef TrainingJob to finish")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{_pod_logs(node_agent, ns)}") from None
+    done = _finished(
+        cp, node_agent, ns, "trainingjob", "secret-data", 150, "the secretKeyRef TrainingJob to finish"
+    )
     assert done["status"]["phase"] == "Completed", f"{done['status']}\n{_pod_logs(node_agent, ns)}"
     assert done["status"]["currentIteration"] == 3
     bucket, _, prefix = installed.values["objectStore"]["url"].removeprefix("s3://").partition("/")
