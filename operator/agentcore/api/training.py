@@ -318,9 +318,10 @@ class GRPOConfig(CamelModel):
         ge=0.0,
         le=1.0,
         description="Adam step size on the policy's parameters, the same meaning for every policy "
-        "backend. Unset: the backend's default (builtin: 0.03, transformers: 0.0001). The built-in "
-        "policy learns fast at 0.03-0.1 with numInnerIterations 1 and at 0.01-0.05 with 4; at 0.001 "
-        "or below (e.g. the LLM-style 0.0001) it learns nothing in 60 iterations.",
+        "backend. Unset: the backend's default (builtin: 0.01, transformers: 0.0001). The built-in "
+        "policy also keeps every update within a KL of 0.01 of the policy that sampled the batch (a "
+        "trust region: a step is halved until it fits), so it learns at any rate from 0.0001 to 0.1; "
+        "the transformers backend has no such bound, as in TRL.",
     )
     max_budget_usd: Money = Field(
         default=Decimal("100.00"),

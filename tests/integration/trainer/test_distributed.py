@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 QUERIES = generate(60, seed=5)
 SHAPE = {"batch_size": 6, "group_size": 4, "max_steps": 6, "seed": 17}
 # The update must move the parameters for the comparison to mean anything: a large step, every
-# aggregation and scaling that needs a whole-batch total (dapo's token count, batch std).
+# aggregation and scaling that needs a whole-batch total (dapo's token count, batch std), and a
+# step the trust region halves (its KL is a whole-batch total too).
 CASES = {
     "dapo-batch": AlgoConfig(
         learning_rate=0.1, loss_type="dapo", scale_rewards="batch", num_inner_iterations=2
@@ -127,7 +128,9 @@ def test_two_workers_update_like_one(tmp_path: Path, case: str):
     before = single.policy.parameters().copy()
     report = single.step()
     after = single.policy.parameters()
-    assert np.abs(after - before).max() > 1e-3  # the update moved the parameters
+    # The update moved the policy (weights near lr·2^-halvings: its logits by about 10000 times that).
+    assert np.abs(after - before).max() > 1e-6 and report.metrics["update_kl"] > 1e-3
+    assert report.metrics["trust_region_halvings"] > 0
 
     (rank0, out0), (rank1, out1) = _two_workers(tmp_path, algo)
     np.testing.assert_allclose(rank0, after, rtol=1e-9, atol=1e-12)
@@ -135,7 +138,9 @@ def test_two_workers_update_like_one(tmp_path: Path, case: str):
     # The same trajectories (ids, rewards) in the same order, and the same batch metrics.
     assert out0["ids"] == [r["trajectory_id"] for r in report.trajectories] == out1["ids"]
     assert out0["rewards"] == [r["reward"] for r in report.trajectories]
-    for key in ("train_loss", "kl", "grad_norm", "avg_reward", "entropy", "trajectories", "input_tokens"):
+    keys = ("train_loss", "kl", "grad_norm", "avg_reward", "entropy", "trajectories", "input_tokens",
+            "update_kl", "trust_region_halvings")  # fmt: skip
+    for key in keys:
         assert out0["metrics"][key] == pytest.approx(report.metrics[key], rel=1e-9, abs=1e-12), key
 
 

@@ -29,10 +29,12 @@ class AlgoConfig:
     """The algorithm knobs of GRPOConfig that the math needs (the glue maps one to the other).
 
     `learning_rate` is the Adam step size on the policy's parameters, as given, for every policy;
-    the default is the built-in policy's (`policies.builtin.DEFAULT_LEARNING_RATE`).
+    the default is the built-in policy's (`policies.builtin.DEFAULT_LEARNING_RATE`).  `max_kl`,
+    unless None, is a trust region: every optimizer step is halved until the mean KL(πold‖πθ) over
+    the batch's states is at most `max_kl` (see `Trainer._update`).
     """
 
-    learning_rate: float = 0.03
+    learning_rate: float = 0.01
     epsilon_low: float = 0.2
     epsilon_high: float = 0.2
     beta: float = 0.04
@@ -44,6 +46,7 @@ class AlgoConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
+    max_kl: float | None = 0.01  # the built-in policy's (policies.builtin.DEFAULT_MAX_KL)
 
     def __post_init__(self) -> None:
         if self.scale_rewards not in ("group", "batch", "none"):
@@ -56,6 +59,8 @@ class AlgoConfig:
             raise ValueError("beta and learning_rate must be >= 0, max_grad_norm > 0")
         if self.num_inner_iterations < 1 or not 0.0 <= self.gamma <= 1.0:
             raise ValueError("num_inner_iterations must be >= 1 and gamma in [0, 1]")
+        if self.max_kl is not None and not self.max_kl > 0.0:
+            raise ValueError("max_kl must be > 0 (or None: no trust region)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +195,15 @@ def grpo_loss(
 
 # ---------------------------------------------------------------------------------------------
 # Optimisation
+
+
+def kl_terms(logp_old: FloatArray, logp_new: FloatArray, weights: FloatArray) -> float:
+    """Σₛ wₛ·KL(πold(·|s) ‖ πnew(·|s)) from full log-distributions of shape (n_states, n_actions);
+    actions πold never takes (log-probability -inf) contribute nothing."""
+    p_old = np.exp(logp_old)
+    with np.errstate(invalid="ignore"):  # -inf - -inf where πold is 0: masked out just below
+        diff = np.where(p_old > 0.0, logp_old - logp_new, 0.0)
+    return float(np.einsum("s,sa,sa->", np.asarray(weights, dtype=np.float64), p_old, diff))
 
 
 def clip_grad_norm(grad: FloatArray, max_norm: float) -> tuple[FloatArray, float]:

@@ -25,7 +25,14 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig, BatchTotals, group_advantages, grpo_loss
+from agentcore_trainer.algorithm.grpo import (
+    Adam,
+    AlgoConfig,
+    BatchTotals,
+    group_advantages,
+    grpo_loss,
+    kl_terms,
+)
 from agentcore_trainer.algorithm.grpo import clip_grad_norm as clip_norm
 from agentcore_trainer.distributed import SINGLE, Collective, shard
 from agentcore_trainer.environments.rollout import Clock, Episode, GroupStreams, rollout, utc_now
@@ -235,17 +242,23 @@ class Trainer:
             out[seq, pos] = values
             return out
 
-        logp_old = padded(self.policy.log_probs(encoded, actions))
+        old_dist = self.policy.log_softmax(encoded)
+        logp_old = padded(old_dist[np.arange(actions.size), actions])
         logp_ref = padded(self.reference.log_probs(encoded, actions))
+        region = TrustRegion(self, encoded, old_dist, mask[seq, pos], totals.actions)
         sums: Counter[str] = Counter()
         for _ in range(self.config.num_inner_iterations):
             logp = padded(self.policy.log_probs(encoded, actions))
             out = grpo_loss(logp, logp_old, logp_ref, advantages, mask, self.config, totals)
             grad = self.comm.sum(self.policy.gradient(encoded, actions, out.grad_logp[seq, pos]))
             grad, norm = clip_norm(grad, self.config.max_grad_norm)
+            before = region.save()
             self.optimizer.step(self.policy.parameters(), grad)
+            halvings, kl = region.enforce(before)
             # grad_norm is the same on every rank: its shares sum to it.
-            sums.update({**out.metrics, "train_loss": out.loss, "grad_norm": norm / self.comm.world_size})
+            share = 1.0 / self.comm.world_size
+            sums.update({**out.metrics, "train_loss": out.loss, "grad_norm": norm * share,
+                         "trust_region_halvings": halvings * share, "update_kl": kl * share})  # fmt: skip
         entropy = self.policy.entropy(encoded)
         sums.update({"entropy_sum": float(entropy.sum()), "entropy_count": float(entropy.size)})
         keys = sorted(sums)
@@ -255,6 +268,52 @@ class Trainer:
         count = totals_by_key["entropy_count"]
         stats["entropy"] = float(totals_by_key["entropy_sum"] / count) if count else 0.0
         return stats
+
+
+MAX_HALVINGS = 30  # 2⁻³⁰ of an Adam step: below that the step is dropped instead
+
+
+class TrustRegion:
+    """Keeps each update within `max_kl` of the policy that sampled the batch (TRPO's backtracking
+    line search on the KL constraint, with Adam's step as the search direction).
+
+    Why the built-in policy has one: Adam moves every weight by about `learning_rate` per step,
+    whatever the gradient's scale, so without a bound the step size alone decides whether the
+    policy barely moves (1e-4) or collapses onto its first lucky actions (0.1).  With a large logit
+    scale and this bound, `learning_rate` only sets how many halvings a step needs.  The KL is the
+    mean over the batch's (valid) states of the exact KL between the two action distributions,
+    summed over ranks, so every rank takes the same decision and the same step.
+    """
+
+    def __init__(
+        self, trainer: Trainer, encoded: Any, old_dist: FloatArray, weights: FloatArray, n_states: float
+    ) -> None:
+        self.trainer, self.encoded, self.old_dist = trainer, encoded, old_dist
+        self.weights = weights / max(n_states, 1.0)
+        self.limit = trainer.config.max_kl
+
+    def save(self) -> FloatArray | None:
+        return None if self.limit is None else self.trainer.policy.parameters().copy()
+
+    def kl(self) -> float:
+        policy, comm = self.trainer.policy, self.trainer.comm
+        share = kl_terms(self.old_dist, policy.log_softmax(self.encoded), self.weights)
+        return float(comm.sum(np.array([share]))[0])
+
+    def enforce(self, before: FloatArray | None) -> tuple[int, float]:
+        """Halve the step just taken from `before` until within the region; (halvings, its KL)."""
+        if before is None or self.limit is None:
+            return 0, 0.0
+        params = self.trainer.policy.parameters()
+        for halvings in range(MAX_HALVINGS + 1):
+            kl = self.kl()
+            if kl <= self.limit:
+                return halvings, kl
+            params -= before
+            params *= 0.5
+            params += before
+        params[...] = before
+        return MAX_HALVINGS, self.kl()
 
 
 class TrajectoryLike(Protocol):

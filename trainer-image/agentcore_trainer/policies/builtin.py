@@ -10,18 +10,20 @@ Its gradient is analytic:
 ∂logπ(a|s)/∂z = onehot(a) - softmax(z), so ∇W = Σₛ φ(s)·(∂L/∂ℓₛ)·(onehot(aₛ) - pₛ)ᵀ.
 
 Why this parametrisation: `learning_rate` is Adam's step size on W for every backend, and Adam
-moves each weight by at most about that step, so one update moves any logit by at most about
+moves each weight by at most about that step, so one step moves any logit by at most about
 c · learning_rate, whatever the query's length (with binary features a long query moved ~3x more
-than a short one).  With c = 10, measured by `bench/builtin_learning.py` (60 iterations of 16 x 8
-trajectories, 4 unseen seeds, duplicate-free held-out split), the median held-out success gain over
-the initial policy is about +0.3 for learning rates 0.03-0.1 at μ = 1 and 0.01-0.05 at μ = 4
-(+0.25 at 0.1), and zero at 1e-3 and below.  No c serves the whole 1e-4 ... 0.1 range: Adam moves
-a weight by at most ~lr per step, so 60·μ steps of 1e-4 move a logit by at most 0.006·μ·c; a c
-large enough for that (~1000) turns 0.1 into logit jumps of ~100 per update, which collapse the
-policy onto its first lucky actions (measured: c·lr >= 3 learns nothing).  Small steps also fail
-for a reason of the task: one step of improvement on the near-uniform policy favours answering at
-once (the tool-sequence partial credit beats a random walk), so greedy evaluation of a policy
-that barely moved answers immediately and scores 0.
+than a short one).  A step size alone cannot serve every rate a user tries (1e-4 ... 0.1): at
+c = 10, 60·μ steps of 1e-4 move a logit by at most 0.006·μ·c and learn nothing, while a c large
+enough for 1e-4 turns 0.1 into logit jumps of ~100 per update, which collapse the policy onto its
+first lucky actions.  So the built-in backend pairs a large c (`DEFAULT_LOGIT_SCALE`: one step of
+1e-4 moves a logit by up to 1) with a trust region (`DEFAULT_MAX_KL`, applied by
+`algorithm.trainer.TrustRegion`): each step is halved until the batch's mean KL to the policy
+that sampled it is at most 0.01, so the learning rate sets how many halvings a step needs rather
+than how far the policy moves.  Figures: `bench/builtin_learning.py` (the learning-rate grid on
+unseen seeds, duplicate-free held-out split).  Small steps also fail for a reason of the task:
+one step of improvement on the near-uniform policy favours answering at once (the tool-sequence
+partial credit beats a random walk), so greedy evaluation of a policy that barely moved answers
+immediately and scores 0.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ _MUL_A = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constants for multiplicativ
 _MUL_B = np.uint64(0xC2B2AE3D27D4EB4F)
 _MAX_STEP_FEATURE = 15
 _N_FIXED = 4  # bias, previous action, previous action's group, step
-DEFAULT_LOGIT_SCALE = 10.0  # see the module docstring
-DEFAULT_LEARNING_RATE = 0.03  # GRPOConfig.learning_rate when unset: fast with mu = 1 and mu = 4 alike
+DEFAULT_LOGIT_SCALE = 10000.0  # see the module docstring
+LEGACY_LOGIT_SCALE = 10.0  # the scale of checkpoints that do not record theirs
+DEFAULT_MAX_KL = 0.01  # the trust region of every update (AlgoConfig.max_kl)
+DEFAULT_LEARNING_RATE = 0.01  # GRPOConfig.learning_rate when unset
 
 
 @runtime_checkable
@@ -63,6 +67,10 @@ class Policy(Protocol):
     def encode(self, observations: Sequence[Observation]) -> Any: ...
 
     def log_probs(self, encoded: Any, actions: IntArray) -> FloatArray: ...
+
+    def log_softmax(self, encoded: Any) -> FloatArray:
+        """log π(·|s) of every action, shape (n_states, n_actions) (the trust region's KL)."""
+        ...
 
     def sample(self, encoded: Any, rng: np.random.Generator) -> tuple[IntArray, FloatArray]: ...
 
@@ -242,14 +250,20 @@ class HashedSoftmaxPolicy:
         return clone
 
     def state_dict(self) -> dict[str, NDArray[Any]]:
-        return {"weights": self.weights.copy()}
+        return {"weights": self.weights.copy(), "logit_scale": np.array(self.logit_scale)}
 
     def load_state_dict(self, state: Mapping[str, NDArray[Any]]) -> None:
+        """The weights and the logit scale they were trained with: a checkpoint written before the
+        scale was saved used LEGACY_LOGIT_SCALE, so it computes the same logits as when saved."""
         weights = np.asarray(state["weights"], dtype=np.float64)
         if weights.shape != self.weights.shape:
             raise ValueError(f"weights of shape {weights.shape} do not fit a policy of {self.weights.shape}")
+        scale = float(state["logit_scale"]) if "logit_scale" in state else LEGACY_LOGIT_SCALE
+        if not scale > 0.0:
+            raise ValueError("logit_scale must be > 0")
         # Copy into the live array: an optimizer may hold a reference to it.
         self.weights[...] = weights
+        self.logit_scale = scale
 
 
 def builtin_policy(

@@ -93,6 +93,9 @@ class KeywordHeuristicPolicy:
     def log_probs(self, encoded: IntArray, actions: IntArray) -> FloatArray:
         return np.where(np.asarray(actions) == encoded, 0.0, _NEG_INF)
 
+    def log_softmax(self, encoded: IntArray) -> FloatArray:
+        return np.where(np.arange(self.n_actions) == encoded[:, None], 0.0, _NEG_INF)
+
     def sample(self, encoded: IntArray, rng: np.random.Generator) -> tuple[IntArray, FloatArray]:
         return encoded.copy(), np.zeros(encoded.shape)
 

@@ -19,7 +19,7 @@ from agentcore_trainer.algorithm.grpo import AlgoConfig
 from agentcore_trainer.algorithm.trainer import IterationReport, Trainer, TrainerState
 from agentcore_trainer.distributed import SINGLE, Collective
 from agentcore_trainer.evaluation.metrics import EvaluationResult, comparison_body, evaluate
-from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE
+from agentcore_trainer.policies.builtin import DEFAULT_LEARNING_RATE, DEFAULT_MAX_KL
 from agentcore_trainer.rewards import RewardSpec
 
 if TYPE_CHECKING:  # torch is imported only when the transformers backend is asked for
@@ -76,10 +76,19 @@ DEFAULT_LEARNING_RATES: dict[PolicyBackend, float] = {
 }
 
 
+# The trust region of every update (AlgoConfig.max_kl): the built-in policy's large logit scale
+# needs it; the LLM loop keeps TRL's semantics (clipping and the KL penalty only).
+MAX_KL: dict[PolicyBackend, float | None] = {
+    PolicyBackend.BUILTIN: DEFAULT_MAX_KL,
+    PolicyBackend.TRANSFORMERS: None,
+}
+
+
 def algo_config(config: GRPOConfig) -> AlgoConfig:
     lr = config.learning_rate
     return AlgoConfig(
         learning_rate=DEFAULT_LEARNING_RATES[config.policy.backend] if lr is None else lr,
+        max_kl=MAX_KL[config.policy.backend],
         epsilon_low=config.epsilon_low,
         epsilon_high=config.epsilon_high,
         beta=config.beta,

@@ -119,7 +119,8 @@ def test_loss_gradient_wrt_logp_matches_finite_differences(loss_type: str) -> No
 
 
 def _policy_batch() -> tuple[HashedSoftmaxPolicy, Encoded, np.ndarray]:
-    policy = HashedSoftmaxPolicy(len(ACTIONS), n_features=64, init_scale=0.3, seed=3)
+    # Logits of order 1 from weights of order 0.3 (the default scale is for weights near 0).
+    policy = HashedSoftmaxPolicy(len(ACTIONS), n_features=64, init_scale=0.3, seed=3, logit_scale=10.0)
     rng = np.random.default_rng(5)
     queries = ["What is 3 plus 4?", "Look up the stock price of Acme.", "Write a function that sorts a list."]
     observations = [
@@ -240,3 +241,15 @@ def test_advantage_properties(rewards: np.ndarray, scale: str) -> None:
     assert np.all(adv.advantages[adv.zero_std] == 0.0)
     ties = (rewards.max(axis=1) - rewards.min(axis=1) <= 1e-12) | (rewards.shape[1] < 2)
     assert np.array_equal(adv.zero_std, ties) and adv.frac_reward_zero_std == pytest.approx(ties.mean())
+
+
+def test_kl_terms_is_the_weighted_kl_of_the_action_distributions() -> None:
+    from agentcore_trainer.algorithm.grpo import kl_terms
+
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    q = np.array([[0.25, 0.25, 0.5], [0.2, 0.3, 0.5]])
+    with np.errstate(divide="ignore"):
+        logp, logq = np.log(p), np.log(q)
+    # KL(p‖q) of the first state is log 2 (p never takes the third action); the second is 0.
+    assert kl_terms(logp, logq, np.array([0.5, 0.5])) == pytest.approx(0.5 * np.log(2.0))
+    assert kl_terms(logp, logp, np.array([1.0, 1.0])) == 0.0

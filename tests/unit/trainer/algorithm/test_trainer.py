@@ -118,3 +118,47 @@ def test_invalid_arguments() -> None:
         Trainer([], CFG, **SMALL)
     with pytest.raises(ValueError):
         Trainer(QUERIES, CFG, **{**SMALL, "group_size": 0})
+
+
+class _Recording(Trainer):
+    """Keeps the policy before each update and the states it was computed on."""
+
+    def _update(self, episodes: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        self.before, self.episodes = self.policy.copy(), episodes
+        return super()._update(episodes, *args, **kwargs)
+
+
+def _update_kl(trainer: _Recording) -> float:
+    """Mean KL(πbefore ‖ πafter) over the update's states, computed here from the two policies."""
+    encoded = trainer.policy.encode([o for ep in trainer.episodes for o in ep.observations])
+    old, new = trainer.before.log_softmax(encoded), trainer.policy.log_softmax(encoded)
+    return float((np.exp(old) * (old - new)).sum(axis=1).mean())
+
+
+@pytest.mark.parametrize("inner", [1, 3])
+def test_the_trust_region_keeps_every_update_within_max_kl_whatever_the_learning_rate(inner: int) -> None:
+    config = AlgoConfig(learning_rate=1.0, num_inner_iterations=inner, max_kl=0.01)
+    trainer = _Recording(QUERIES, config, **SMALL)
+    for _ in range(4):
+        report = trainer.step()
+        assert 0.0 < _update_kl(trainer) <= 0.01 * (1 + 1e-9)
+        assert report.metrics["trust_region_halvings"] > 0  # a step of 1.0 never fits as it is
+    # Without the region the same step moves the policy far beyond it: the bound does the work.
+    unbounded = _Recording(QUERIES, AlgoConfig(learning_rate=1.0, num_inner_iterations=inner, max_kl=None),
+                           **SMALL)  # fmt: skip
+    with np.errstate(all="ignore"):
+        unbounded.step()
+        assert not _update_kl(unbounded) <= 1.0  # > 1, or nan when the logits overflowed
+
+
+def test_a_small_step_inside_the_trust_region_is_taken_whole() -> None:
+    kept = Trainer(QUERIES, AlgoConfig(learning_rate=1e-6, max_kl=0.01), **SMALL)
+    free = Trainer(QUERIES, AlgoConfig(learning_rate=1e-6, max_kl=None), **SMALL)
+    assert kept.step().metrics["trust_region_halvings"] == 0.0
+    free.step()
+    np.testing.assert_array_equal(kept.policy.parameters(), free.policy.parameters())
+
+
+def test_max_kl_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_kl"):
+        AlgoConfig(max_kl=0.0)

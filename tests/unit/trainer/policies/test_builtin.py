@@ -135,3 +135,21 @@ def test_an_unset_learning_rate_is_the_builtin_default_and_a_set_one_is_kept() -
 
     assert algo_config(GRPOConfig()).learning_rate == DEFAULT_LEARNING_RATE == AlgoConfig().learning_rate
     assert algo_config(GRPOConfig(learning_rate=0.0001)).learning_rate == 0.0001  # the spec's value
+
+
+def test_a_checkpoint_keeps_its_logit_scale_and_an_old_one_its_legacy_scale() -> None:
+    from agentcore_trainer.policies.builtin import LEGACY_LOGIT_SCALE
+
+    trained = HashedSoftmaxPolicy(17, n_features=64, init_scale=0.01, seed=4, logit_scale=250.0)
+    restored = HashedSoftmaxPolicy(17, n_features=64)
+    restored.load_state_dict(trained.state_dict())
+    enc = trained.encode(_observations())
+    np.testing.assert_array_equal(restored.logits(restored.encode(_observations())), trained.logits(enc))
+    # A checkpoint written before the scale was saved holds only the weights, trained at 10.
+    legacy = HashedSoftmaxPolicy(17, n_features=64, init_scale=0.3, seed=4, logit_scale=LEGACY_LOGIT_SCALE)
+    old_format = {"weights": legacy.state_dict()["weights"]}
+    restored.load_state_dict(old_format)
+    expected = legacy.logits(legacy.encode(_observations()))
+    np.testing.assert_array_equal(restored.logits(restored.encode(_observations())), expected)
+    with pytest.raises(ValueError, match="logit_scale"):
+        restored.load_state_dict({**old_format, "logit_scale": np.array(0.0)})
