@@ -80,3 +80,49 @@ def test_access_lines_reach_other_handlers_and_respect_levels() -> None:
         assert len(seen) == 1 and len(_lines(stream)) == 1
     finally:
         logger.removeHandler(extra)
+
+
+def _direct_logger(stream: io.StringIO) -> logging.Logger:
+    logs.configure("INFO", stream=stream)
+    logger = logging.getLogger(f"agentcore.test.buffered{id(stream)}")
+    assert logs._direct(logger) is not None
+    return logger
+
+
+def test_buffered_lines_wait_for_a_flush_and_keep_their_order() -> None:
+    stream = io.StringIO()
+    logger = _direct_logger(stream)
+    logs.write_fields(logger, "first", {"n": 1}, buffered=True)
+    logs.write_fields(logger, "second", {"n": 2}, buffered=True)
+    assert stream.getvalue() == ""  # held back
+    logger.warning("a normal record")  # writes the held lines first
+    assert [line["message"] for line in _lines(stream)] == ["first", "second", "a normal record"]
+    logs.write_fields(logger, "third", {"n": 3}, buffered=True)
+    logs.flush_pending()  # what the API server does every FLUSH_SECONDS
+    assert _lines(stream)[-1]["message"] == "third"
+    logs.write_fields(logger, "unbuffered", {"n": 4})
+    assert _lines(stream)[-1]["message"] == "unbuffered"  # written at once
+
+
+def test_buffered_lines_are_written_when_too_many_or_too_old() -> None:
+    stream = io.StringIO()
+    logger = _direct_logger(stream)
+    for i in range(logs.MAX_PENDING):
+        logs.write_fields(logger, "line", {"n": i}, buffered=True)
+    assert len(_lines(stream)) == logs.MAX_PENDING  # the last one filled the buffer
+    logs.write_fields(logger, "old", {}, buffered=True)
+    assert logs._handler is not None
+    logs._handler.oldest -= logs.FLUSH_SECONDS  # the held line has waited long enough
+    logs.write_fields(logger, "new", {}, buffered=True)
+    assert [line["message"] for line in _lines(stream)[-2:]] == ["old", "new"]
+
+
+def test_held_lines_are_written_at_exit() -> None:
+    stream = io.StringIO()
+    logger = _direct_logger(stream)
+    logs.write_fields(logger, "last words", {}, buffered=True)
+    # logging.shutdown, the interpreter's exit hook, flushes every handler of this list.
+    handler = logs._handler
+    assert handler is not None and any(ref() is handler for ref in logging._handlerList)  # type: ignore[attr-defined]
+    handler.flush()
+    assert _lines(stream)[-1]["message"] == "last words"

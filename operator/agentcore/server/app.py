@@ -126,6 +126,7 @@ def create_app(
         async with (
             _dependencies(app[STATE], kube_client_factory, repo, object_store, evaluator, exports, ingest),
             _metrics_listener(app[STATE]),
+            _access_log_flusher(),
         ):
             yield
 
@@ -434,6 +435,25 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "other"
 
 
+@contextlib.asynccontextmanager
+async def _access_log_flusher() -> AsyncIterator[None]:
+    """Access lines wait at most logs.FLUSH_SECONDS, also when no request comes to push them out."""
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(logs.FLUSH_SECONDS)
+            logs.flush_pending()
+
+    task = asyncio.create_task(flush_forever(), name="access-log-flush")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        logs.flush_pending()
+
+
 def _log_access(request: web.Request, status: int, elapsed: float) -> None:
     logs.write_fields(
         access_log,
@@ -450,4 +470,5 @@ def _log_access(request: web.Request, status: int, elapsed: float) -> None:
             "bytes_in": request.content_length,
             "user_agent": request.headers.get("User-Agent", "")[:200],
         },
+        buffered=True,
     )

@@ -91,7 +91,7 @@ class Dispatcher:
         except RpcError as err:
             return await self._whole_request_error(err, principal)
         if not isinstance(payload, list):
-            return await self._run([to_entry(payload)], principal, request_id, batch=False)
+            return await self._run_one(to_entry(payload), principal, request_id)
         if not payload:
             return await self._whole_request_error(
                 RpcError(errors.INVALID_REQUEST, data={"error": "empty batch"}), principal
@@ -101,7 +101,7 @@ class Dispatcher:
                 errors.INVALID_REQUEST, data={"error": f"batch larger than {self.max_batch} requests"}
             )
             return await self._whole_request_error(too_many, principal)
-        return await self._run([to_entry(item) for item in payload], principal, request_id, batch=True)
+        return await self._run_batch([to_entry(item) for item in payload], principal, request_id)
 
     async def _whole_request_error(self, err: RpcError, principal: Principal) -> Outcome:
         decision = await self.limiter.hit(principal.sub, DEFAULT_BUCKET)
@@ -110,8 +110,27 @@ class Dispatcher:
         self._observe("invalid", str(err.code), 0.0)
         return Outcome(dumps(failure(None, err)), err.http_status, decision, ["invalid"])
 
-    async def _run(
-        self, entries: list[Call | BadEntry], principal: Principal, request_id: str, batch: bool
+    async def _run_one(self, entry: Call | BadEntry, principal: Principal, request_id: str) -> Outcome:
+        """A body that is one request object (not a batch): the common case, without the batch's
+        bookkeeping."""
+        method = self.methods.get(entry.method) if isinstance(entry, Call) else None
+        decision = await self.limiter.hit(principal.sub, self.limiter.bucket(method.name if method else None))
+        reply = await self._answer(entry, method, decision, CallContext(principal, request_id))
+        status = 200 if decision.allowed else 429
+        labels = [self._label(entry)]
+        if reply is None:
+            return Outcome(None, 204 if status == 200 else status, decision, labels)
+        return Outcome(self._encode(reply, request_id), status, decision, labels)
+
+    def _encode(self, payload: Any, request_id: str) -> bytes:
+        try:
+            return dumps(payload)
+        except (TypeError, ValueError):
+            log.exception("request %s: result is not JSON-serialisable", request_id)
+            return dumps(failure(None, RpcError(errors.INTERNAL_ERROR)))
+
+    async def _run_batch(
+        self, entries: list[Call | BadEntry], principal: Principal, request_id: str
     ) -> Outcome:
         ctx = CallContext(principal, request_id)
         work: list[Awaitable[dict[str, Any] | None]] = []
@@ -123,7 +142,7 @@ class Dispatcher:
             )
             decisions.append(decision)
             work.append(self._answer(entry, method, decision, ctx))
-        # One request (the common case) is awaited directly: gather would wrap it in a task.
+        # A batch of one is awaited directly: gather would wrap it in a task.
         answers = [await work[0]] if len(work) == 1 else await asyncio.gather(*work)
         replies = [a for a in answers if a is not None]
         labels = [self._label(e) for e in entries]
@@ -133,13 +152,7 @@ class Dispatcher:
         status = 429 if len(limited) == len(decisions) else 200
         if not replies:
             return Outcome(None, 204 if status == 200 else status, shown, labels)
-        payload: Any = replies if batch else replies[0]
-        try:
-            body = dumps(payload)
-        except (TypeError, ValueError):
-            log.exception("request %s: result is not JSON-serialisable", request_id)
-            body = dumps(failure(None, RpcError(errors.INTERNAL_ERROR)))
-        return Outcome(body, status, shown, labels)
+        return Outcome(self._encode(replies, request_id), status, shown, labels)
 
     def _label(self, entry: Call | BadEntry) -> str:
         # Metrics labels must stay bounded: unknown method names are not echoed into them.

@@ -70,19 +70,22 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 def parse_json(body: bytes, max_depth: int, threaded: bool = False) -> Any:
     """The decoded body (UTF-8, as RFC 8259 requires), or RpcError -32700 / -32600 (too deep).
     `threaded`: parsing in a worker thread, which must let the event loop's thread run."""
-    too_deep = RpcError(
-        INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
-    )
     try:
         value = (_YIELDING_DECODER if threaded else _DECODER).decode(body.decode("utf-8"))
     except RecursionError:  # valid JSON, only deeper than the parser goes: the same rule as below
-        raise too_deep from None
+        raise _too_deep(max_depth) from None
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise RpcError(PARSE_ERROR, "Parse error", {"error": _parse_reason(exc)}) from None
     # Nesting needs at least as many brackets as levels: most bodies skip the walk.
     if body.count(b"[") + body.count(b"{") > max_depth and nesting_exceeds(value, max_depth):
-        raise too_deep
+        raise _too_deep(max_depth)
     return value
+
+
+def _too_deep(max_depth: int) -> RpcError:
+    return RpcError(
+        INVALID_REQUEST, "Invalid Request", {"error": f"JSON nested deeper than {max_depth} levels"}
+    )
 
 
 def _parse_reason(exc: BaseException) -> str:

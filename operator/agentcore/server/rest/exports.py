@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import math
@@ -170,25 +171,30 @@ def _not_found(what: str = "Export not found") -> ApiFailure:
     return ApiFailure(404, "NOT_FOUND", what)
 
 
-@web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if not request.path.startswith(BASE):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except ApiFailure as exc:
-        return exc.response()
-    except ApiError as exc:
-        log.warning("Kubernetes API error on %s %s: %s", request.method, request.path, exc)
-        return ApiFailure(502, "UPSTREAM_ERROR", "The cluster API refused the request").response()
-    except web.HTTPException:
-        raise  # aiohttp's own 404/405 for unknown routes and methods
-    except Exception:
-        # A bug must not leak a stack trace to the client; the log has it.
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return ApiFailure(500, "INTERNAL_ERROR", "Internal error").response()
+RestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guarded(handler: RestHandler) -> RestHandler:
+    """The route's errors as the API's error bodies. A wrapper per route rather than an app
+    middleware, which every other route (the JSON-RPC endpoint's hot path) would pass through."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiFailure as exc:
+            return exc.response()
+        except ApiError as exc:
+            log.warning("Kubernetes API error on %s %s: %s", request.method, request.path, exc)
+            return ApiFailure(502, "UPSTREAM_ERROR", "The cluster API refused the request").response()
+        except web.HTTPException:
+            raise  # aiohttp's own exceptions (404, 405, 413) keep their status
+        except Exception:
+            # A bug must not leak a stack trace to the client; the log has it.
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return ApiFailure(500, "INTERNAL_ERROR", "Internal error").response()
+
+    return guarded
 
 
 # --- callers -------------------------------------------------------------------------------------
@@ -689,15 +695,14 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
 def add_export_routes(app: web.Application, deps: ExportDeps) -> None:
     """Mount the Exports API on `app` (e.g. the API server's application)."""
     app[DEPS] = deps
-    app.middlewares.append(_errors)
-    app.router.add_get(OPENAPI_PATH, get_openapi)  # before {id}: the document is not an export
-    app.router.add_get(f"{BASE}/formats", get_formats)
-    app.router.add_get(f"{BASE}/redaction-rules", list_rules)
-    app.router.add_get(f"{BASE}/redaction-rules/{{rule_id}}", get_rule)
-    app.router.add_post(BASE, create_export)
-    app.router.add_get(BASE, list_exports)
-    app.router.add_get(f"{BASE}/{{id}}", get_export)
-    app.router.add_get(f"{BASE}/{{id}}/download", download_export)
-    app.router.add_post(f"{BASE}/{{id}}/cancel", cancel_export)
-    app.router.add_delete(f"{BASE}/{{id}}", delete_export)
-    app.router.add_get(f"{BASE}/{{id}}/file", serve_file)
+    app.router.add_get(OPENAPI_PATH, _guarded(get_openapi))  # before {id}: the document is not an export
+    app.router.add_get(f"{BASE}/formats", _guarded(get_formats))
+    app.router.add_get(f"{BASE}/redaction-rules", _guarded(list_rules))
+    app.router.add_get(f"{BASE}/redaction-rules/{{rule_id}}", _guarded(get_rule))
+    app.router.add_post(BASE, _guarded(create_export))
+    app.router.add_get(BASE, _guarded(list_exports))
+    app.router.add_get(f"{BASE}/{{id}}", _guarded(get_export))
+    app.router.add_get(f"{BASE}/{{id}}/download", _guarded(download_export))
+    app.router.add_post(f"{BASE}/{{id}}/cancel", _guarded(cancel_export))
+    app.router.add_delete(f"{BASE}/{{id}}", _guarded(delete_export))
+    app.router.add_get(f"{BASE}/{{id}}/file", _guarded(serve_file))

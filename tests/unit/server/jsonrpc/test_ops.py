@@ -147,3 +147,27 @@ def test_json_log_lines() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "POST /x" and line["sub"] == "alice" and line["status"] == 200
     assert line["severity"] == "info" and line["timestamp"].endswith("Z")
+
+
+async def test_access_lines_reach_the_log_when_the_server_is_idle(api: Api) -> None:
+    import io
+
+    from agentcore import logs
+
+    root = logging.getLogger()
+    saved, saved_level, saved_handler = root.handlers[:], root.level, logs._handler
+    stream = io.StringIO()
+    logs.configure("INFO", stream=stream)
+    try:
+        await api.start()
+        await api.call("training.get_status", {"job_id": "nope"})
+        for _ in range(40):  # no further request comes to push the line out: the flusher does
+            lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+            if any(line.get("rpc") == ["training.get_status"] for line in lines):
+                break
+            await asyncio.sleep(logs.FLUSH_SECONDS / 4)
+        else:
+            raise AssertionError(f"no access line after {10 * logs.FLUSH_SECONDS} s: {stream.getvalue()!r}")
+    finally:
+        root.handlers[:], logs._handler = saved, saved_handler
+        root.setLevel(saved_level)

@@ -104,9 +104,10 @@ def test_copy_is_independent() -> None:
 
 @pytest.mark.parametrize("lr", [1e-3, 0.05])
 def test_one_adam_step_moves_every_logit_by_at_most_logit_scale_times_lr(lr: float) -> None:
-    """The parametrisation behind the learning-rate ranges in the module docstring: features are
-    c / n(s), so a step of lr on every weight moves a logit by at most c·lr for short and long
-    queries alike; and the trainer's optimizer uses the learning rate as given (no hidden scale)."""
+    """The parametrisation the module docstring argues from: features are c / n(s), so a step of
+    lr on every weight moves a logit by at most c·lr for short and long queries alike; and the
+    trainer's optimizer uses the learning rate as given (no hidden scale; the trust region only
+    shortens a step)."""
     from agentcore_trainer.algorithm.grpo import Adam, AlgoConfig
     from agentcore_trainer.algorithm.trainer import Trainer
     from agentcore_trainer.datasets import generate
