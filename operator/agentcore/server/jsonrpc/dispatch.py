@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 THREADED_PARSE_BYTES = 256 << 10
 
 
-@dataclass(frozen=True)
-class CallContext:
+class CallContext(NamedTuple):  # made for every request: cheaper than a frozen dataclass
     principal: Principal
     request_id: str
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentcore.server.jsonrpc.errors import INVALID_REQUEST, PARSE_ERROR, RpcError
 
@@ -19,8 +18,7 @@ JSONRPC = "2.0"
 RequestId = str | int | float | None
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):  # NamedTuples: made for every request, and cheaper than frozen dataclasses
     """One well-formed request object of a body."""
 
     method: str
@@ -29,8 +27,7 @@ class Call:
     notification: bool
 
 
-@dataclass(frozen=True)
-class BadEntry:
+class BadEntry(NamedTuple):
     """A request object that is not valid JSON-RPC: answered with ``error`` (never a notification)."""
 
     error: RpcError
@@ -168,5 +165,8 @@ def dumps(payload: Any) -> bytes:
         return b"[" + b",".join(map(dumps, payload)) + b"]"
     result = payload.get("result") if isinstance(payload, dict) else None
     if isinstance(result, Encoded):
-        return b'{"jsonrpc":"2.0","result":' + result.json + b',"id":' + encode_json(payload["id"]) + b"}"
+        request_id = payload["id"]
+        # An integer id (the usual kind) is its own JSON; the encoder's call costs more than the rest.
+        text = int.__repr__(request_id).encode() if type(request_id) is int else encode_json(request_id)
+        return b'{"jsonrpc":"2.0","result":' + result.json + b',"id":' + text + b"}"
     return encode_json(payload)

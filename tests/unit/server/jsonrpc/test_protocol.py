@@ -203,3 +203,11 @@ def test_nesting_too_deep_for_the_parser_is_an_invalid_request() -> None:
         with pytest.raises(errors.RpcError) as info:
             parse_json(b"[" * depth + b"]" * depth, 64)
         assert info.value.code == errors.INVALID_REQUEST and "nested deeper than 64" in str(info.value.data)
+
+
+@pytest.mark.parametrize("request_id", [1, 0, -7, 2**80, "abc", 'q"uote', 1.5, None])
+def test_a_pre_encoded_result_is_spliced_with_any_id(request_id: object) -> None:
+    from agentcore.server.jsonrpc.protocol import Encoded, dumps, success
+
+    body = dumps(success(request_id, Encoded(b'{"a":[1,2]}')))  # type: ignore[arg-type]
+    assert json.loads(body) == {"jsonrpc": "2.0", "result": {"a": [1, 2]}, "id": request_id}
