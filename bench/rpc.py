@@ -111,7 +111,11 @@ def serve_agentcore(port: int, jobs: int, state: Path, database_url: str | None 
         database_url=database_url or f"sqlite+aiosqlite:///{state / 'bench.db'}",
         rate_limits={name: RateLimit(10**9) for name in SPEC_LIMITS},
     )
-    app = create_app(settings, kube_client_factory=lambda: StaticKube(jobs))  # type: ignore[arg-type,return-value]
+    app = create_app(
+        settings,
+        kube_client_factory=lambda: StaticKube(jobs),  # type: ignore[arg-type,return-value]
+        freeze_heap=True,  # as the CLI does
+    )
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

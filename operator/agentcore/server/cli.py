@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.rate_limit:
             settings = settings.with_rate_limits(parse_limits(args.rate_limit))
-        app = create_app(settings)
+        app = create_app(settings, freeze_heap=True)  # this process is the server's own
     except (OSError, ValueError) as exc:
         print(f"agentcore api: {exc}", file=sys.stderr)
         return 2

@@ -171,3 +171,20 @@ async def test_access_lines_reach_the_log_when_the_server_is_idle(api: Api) -> N
     finally:
         root.handlers[:], logs._handler = saved, saved_handler
         root.setLevel(saved_level)
+
+
+async def test_the_servers_own_process_freezes_its_startup_heap_once_the_cache_synced() -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    app = create_app(make_settings(), kube_client_factory=FakeKube, freeze_heap=True)
+    try:
+        async with TestClient(TestServer(app)) as client:
+            for _ in range(100):
+                if gc.get_freeze_count() > before:
+                    break
+                await asyncio.sleep(0.02)
+            assert gc.get_freeze_count() > before
+            assert (await client.get("/healthz")).status == 200
+    finally:
+        gc.unfreeze()  # this test shares its process: let the collector see these objects again
