@@ -187,7 +187,9 @@ async def write(
         async for batch in dataset.batches:
             if cancelled():
                 raise ExportCancelled()
-            rows = plan.apply(batch)
+            # Asked while the previous batch may still be being written: a writer's answer only
+            # grows (the PDF's table, once full, stays full), so an early answer is the safe one.
+            rows = plan.apply(batch, writer.unread_columns())
             if pending is not None:
                 await pending
             pending = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))

@@ -156,13 +156,19 @@ class RedactionPlan:
 
     rows_filtered: int = 0
 
-    def apply(self, batch: Batch) -> Batch:
+    def apply(self, batch: Batch, unread: frozenset[int] = frozenset()) -> Batch:
+        """The batch as the writer receives it. Output columns in `unread` (the writer said it will
+        not read them in this batch) are None instead of transformed: their transform is skipped."""
         if self._size_index is not None:
             batch = self._suppress_small_groups(batch)
         if self._ops is None or not batch:
             return batch
         source = list(zip(*batch, strict=True))
-        out = [source[i] if fn is None else fn(source[i]) for i, fn in self._ops]
+        skipped = (None,) * len(batch)
+        out = [
+            source[i] if fn is None else skipped if at in unread else fn(source[i])
+            for at, (i, fn) in enumerate(self._ops)
+        ]
         return list(zip(*out, strict=True))
 
     def _suppress_small_groups(self, batch: Batch) -> Batch:

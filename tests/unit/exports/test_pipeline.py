@@ -244,3 +244,62 @@ async def test_report_details_do_not_echo_filter_values_below_full(engine, tmp_p
     ctx = context(engine, "trajectories", fmt, "anonymized", filters={"agentIds": [PII_AGENT]})
     data, written = await export(ctx, tmp_path)
     assert written.rows == 96 and leaked(fmt, data) == []
+
+
+def _plan_with_counted_pseudonyms(calls: list[int]):  # type: ignore[no-untyped-def]
+    """Trajectory columns, anonymized: every id column pseudonymised through a counting hasher."""
+    from agentcore.exports import redaction, sources
+
+    real = redaction.Pseudonymizer(KEY)
+
+    def counted(value: object) -> object:
+        calls[0] += 1
+        return real(value)
+
+    plan = redaction.plan_redaction(sources.TRAJECTORY_COLUMNS, PrivacyLevel.ANONYMIZED, PII_STANDARD, KEY)
+    plan._ops = [(i, None if fn is None else redaction.column_fn(counted)) for i, fn in plan._ops or []]
+    return plan
+
+
+async def _pdf_text(tmp_path, lazy: bool, calls: list[int]) -> str:
+    from agentcore.exports import sources
+    from agentcore.exports.schema import ChartSpec, Dataset
+    from agentcore.exports.writers import ReportInfo
+    from agentcore.exports.writers.pdf import PdfWriter
+    from tests.exports_support import trajectory_rows as rows_of
+
+    source = rows_of(NS, JOB1, "job-one", iterations=30)  # 240 rows
+    rows = [
+        tuple({**r, "trajectory_id": r["id"]}.get(c.name) for c in sources.TRAJECTORY_COLUMNS) for r in source
+    ]
+
+    async def batches():  # type: ignore[no-untyped-def]
+        for start in range(0, len(rows), 40):  # several batches, the table (100 rows) spans three
+            yield rows[start : start + 40]
+
+    chart = ChartSpec("Reward per iteration", "iteration", "reward")
+    dataset = Dataset("Trajectories", sources.TRAJECTORY_COLUMNS, batches(), chart)
+    plan = _plan_with_counted_pseudonyms(calls)
+    prepared = pipeline.Prepared(dataset, plan, ReportInfo("T", [], chart), None)
+    original = PdfWriter.unread_columns
+    if not lazy:
+        PdfWriter.unread_columns = lambda self: frozenset()  # type: ignore[method-assign]
+    try:
+        path = tmp_path / f"{lazy}.pdf"
+        await pipeline.write(prepared, ExportFormat.PDF, path)
+    finally:
+        PdfWriter.unread_columns = original  # type: ignore[method-assign]
+    import pypdf
+
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("Generated"))
+
+
+async def test_the_pdf_report_redacts_only_what_it_prints_and_reads_the_same(tmp_path):
+    """The report prints the first 100 rows and computes statistics and the chart over all: past
+    the table, the pseudonyms of columns it never reads are not computed, and nothing changes."""
+    eager_calls, lazy_calls = [0], [0]
+    eager = await _pdf_text(tmp_path, lazy=False, calls=eager_calls)
+    lazy = await _pdf_text(tmp_path, lazy=True, calls=lazy_calls)
+    assert lazy == eager and "First 100 of 240 rows" in eager
+    assert 0 < lazy_calls[0] < eager_calls[0]

@@ -77,6 +77,11 @@ class Writer(ABC):
     @abstractmethod
     def write(self, batch: Batch) -> None: ...
 
+    def unread_columns(self) -> frozenset[int]:
+        """Columns the next `write` will not look at (so the pipeline need not redact them): none,
+        unless the format prints only some rows whole (the PDF report)."""
+        return frozenset()
+
     @abstractmethod
     def finish(self, details: list[tuple[str, str]]) -> None:
         """Close the file; ``details`` are facts known only at the end (row counts, redaction)."""

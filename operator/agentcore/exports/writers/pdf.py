@@ -119,6 +119,15 @@ class PdfWriter(Writer):
         self._stats = {i: _Stat() for i in self._numeric}
         self._chart = _ChartData(info.chart, columns) if info.chart else None
 
+    def unread_columns(self) -> frozenset[int]:
+        """Once the table's rows are in, only the statistics' and the chart's columns are read."""
+        if len(self._head) < self.max_table_rows:
+            return frozenset()
+        read = set(self._numeric)
+        if self._chart is not None and self._chart.ok:
+            read |= {self._chart.xi, self._chart.yi}
+        return frozenset(range(len(self.columns))) - read
+
     def write(self, batch: Batch) -> None:
         room = self.max_table_rows - len(self._head)
         if room > 0:
