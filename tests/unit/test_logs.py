@@ -126,3 +126,12 @@ def test_held_lines_are_written_at_exit() -> None:
     assert handler is not None and any(ref() is handler for ref in logging._handlerList)  # type: ignore[attr-defined]
     handler.flush()
     assert _lines(stream)[-1]["message"] == "last words"
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", "ünï ☃ \x00 \"q\"", "\ud800 lone surrogate", 2**80, None, True, 1.5, float("nan"),
+              ["a", 1], {"k": (1, "x")}, object()],
+)  # fmt: skip
+def test_every_value_makes_one_json_line(value: object) -> None:
+    line = logs.dumps({"message": "m", "value": value})
+    assert "\n" not in line and json.loads(line)["message"] == "m"
