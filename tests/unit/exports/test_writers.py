@@ -202,3 +202,15 @@ def test_memory_does_not_grow_with_rows(tmp_path, fmt):
     # Ten times the rows, about the same peak (bench/export.py measures RSS at a million rows).
     small, large = peak(3_000), peak(30_000)
     assert large < small * 1.5 + 1_000_000, (small, large)
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.CSV, ExportFormat.JSON])
+def test_bytes_counted_while_writing_are_the_bytes_in_the_file(tmp_path, fmt):
+    writer = open_writer(fmt, tmp_path / "x.out", COLUMNS, INFO, None, "")
+    rows = [(f"ünï ☃ {i}", *row(i)[1:]) for i in range(250)]  # multi-byte text
+    for start in range(0, len(rows), 100):
+        writer.write(rows[start : start + 100])
+        writer._file.flush()  # type: ignore[attr-defined]
+        assert writer._bytes == (tmp_path / "x.out").stat().st_size  # type: ignore[attr-defined]
+    writer.finish([])
+    assert writer._bytes == (tmp_path / "x.out").stat().st_size  # type: ignore[attr-defined]
