@@ -214,3 +214,40 @@ def test_bytes_counted_while_writing_are_the_bytes_in_the_file(tmp_path, fmt):
         assert writer._bytes == (tmp_path / "x.out").stat().st_size  # type: ignore[attr-defined]
     writer.finish([])
     assert writer._bytes == (tmp_path / "x.out").stat().st_size  # type: ignore[attr-defined]
+
+
+def test_the_pdf_reports_chart_and_statistics_match_a_plain_python_pass():
+    import random
+
+    from agentcore.exports.writers import pdf
+
+    rng = random.Random(3)
+    batches = [
+        [(rng.randrange(40), rng.random() * 10, rng.choice([1, 2.5, None])) for _ in range(300)]
+        for _ in range(4)
+    ]
+    columns = (
+        Column("iteration", Kind.INT, "t.i"),
+        Column("reward", Kind.FLOAT, "t.r"),
+        Column("mixed", Kind.FLOAT, "t.m"),
+    )
+    chart = pdf._ChartData(ChartSpec("t", "iteration", "reward"), columns)
+    stats = {i: pdf._Stat() for i in range(3)}
+    for batch in batches:
+        cols = list(zip(*batch, strict=True))
+        chart.add_columns(cols[0], cols[1])
+        for i, stat in stats.items():
+            stat.add_column(cols[i])
+    rows = [r for b in batches for r in b]
+    expected: dict[int, list[float]] = {}
+    for x, y, _ in rows:
+        expected.setdefault(x, []).append(y)
+    assert dict(chart.points()) == pytest.approx({x: sum(v) / len(v) for x, v in expected.items()})
+    for i, stat in stats.items():
+        values = [float(r[i]) for r in rows if r[i] is not None]
+        assert (stat.count, stat.low, stat.high) == (len(values), min(values), max(values))
+        assert stat.total == pytest.approx(sum(values))
+    # Past MAX_CHART_KEYS distinct x values, rows are counted as omitted, as by the loop.
+    small = pdf._ChartData(ChartSpec("t", "iteration", "reward"), columns)
+    small.add_columns(list(range(pdf.MAX_CHART_KEYS + 7)), [1.0] * (pdf.MAX_CHART_KEYS + 7))
+    assert len(small.sums) == pdf.MAX_CHART_KEYS and small.omitted == 7

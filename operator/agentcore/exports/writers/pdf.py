@@ -12,11 +12,14 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+from numpy.typing import NDArray
 
 from agentcore.exports.schema import Batch, ChartSpec, Column, Kind, Row
 from agentcore.exports.writers.base import ReportInfo, Writer, display
@@ -43,22 +46,22 @@ class _Stat:
     high: float = -math.inf
 
     def add_column(self, values: Sequence[Any]) -> None:
-        """One column of a batch at once (map/sum/min/max run in C)."""
+        """One column of a batch at once (conversion, sum, min and max in numpy)."""
         numbers = _numbers(values)
-        if numbers:
-            self.count += len(numbers)
-            self.total += sum(numbers)
-            self.low = min(self.low, min(numbers))
-            self.high = max(self.high, max(numbers))
+        if numbers.size:
+            self.count += int(numbers.size)
+            self.total += float(numbers.sum())
+            self.low = min(self.low, float(numbers.min()))
+            self.high = max(self.high, float(numbers.max()))
 
 
-def _numbers(values: Sequence[Any]) -> list[float]:
-    if None not in values:
+def _numbers(values: Sequence[Any]) -> NDArray[np.float64]:
+    if None not in values and str not in set(map(type, values)):
         try:
-            return list(map(float, values))
-        except (TypeError, ValueError):  # e.g. a bucket label: the careful path skips it
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):  # an unexpected type: the careful path
             pass
-    return [float(v) for v in values if v is not None and not isinstance(v, str)]
+    return np.array([float(v) for v in values if v is not None and not isinstance(v, str)], dtype=np.float64)
 
 
 class _ChartData:
@@ -72,6 +75,13 @@ class _ChartData:
         self.omitted = 0
 
     def add_columns(self, xs: Sequence[Any], ys: Sequence[Any]) -> None:
+        if (
+            self.spec.kind == "line"
+            and not self.spec.count
+            and self.spec.include is None
+            and self._grouped(xs, ys)
+        ):
+            return
         sums, include, count = self.sums, self.spec.include, self.spec.count
         for x, y in zip(xs, ys, strict=True):
             if count:
@@ -86,6 +96,29 @@ class _ChartData:
                 acc = sums[x] = [0.0, 0.0]
             acc[0] += y
             acc[1] += 1
+
+    def _grouped(self, xs: Sequence[Any], ys: Sequence[Any]) -> bool:
+        """The loop below for integer x and numeric y, grouped by numpy (the common chart: a
+        metric per iteration); False when the batch needs the loop. Line charts only: their keys
+        are sorted for drawing, so the order in which a batch adds them does not matter."""
+        if set(map(type, xs)) != {int} or not set(map(type, ys)) <= {int, float}:
+            return False
+        try:
+            keys, inverse = np.unique(np.asarray(xs, dtype=np.int64), return_inverse=True)
+        except OverflowError:
+            return False
+        totals = np.bincount(inverse, weights=np.asarray(ys, dtype=np.float64))
+        counts = np.bincount(inverse)
+        for key, total, n in zip(keys.tolist(), totals.tolist(), counts.tolist(), strict=True):
+            acc = self.sums.get(key)
+            if acc is None:
+                if len(self.sums) >= MAX_CHART_KEYS:
+                    self.omitted += n
+                    continue
+                acc = self.sums[key] = [0.0, 0.0]
+            acc[0] += total
+            acc[1] += n
+        return True
 
     def points(self) -> list[tuple[Any, float]]:
         keys = list(self.sums)
@@ -118,22 +151,24 @@ class PdfWriter(Writer):
         ]
         self._stats = {i: _Stat() for i in self._numeric}
         self._chart = _ChartData(info.chart, columns) if info.chart else None
+        read = set(self._numeric)
+        if self._chart is not None and self._chart.ok:
+            read |= {self._chart.xi, self._chart.yi}
+        self._read = sorted(read)
 
     def unread_columns(self) -> frozenset[int]:
         """Once the table's rows are in, only the statistics' and the chart's columns are read."""
         if len(self._head) < self.max_table_rows:
             return frozenset()
-        read = set(self._numeric)
-        if self._chart is not None and self._chart.ok:
-            read |= {self._chart.xi, self._chart.yi}
-        return frozenset(range(len(self.columns))) - read
+        return frozenset(range(len(self.columns))).difference(self._read)
 
     def write(self, batch: Batch) -> None:
         room = self.max_table_rows - len(self._head)
         if room > 0:
             self._head.extend(batch[:room])
         if batch:
-            columns = list(zip(*batch, strict=True))
+            # Only the columns the statistics and the chart read, each one C-level map.
+            columns = {i: list(map(itemgetter(i), batch)) for i in self._read}
             for i, stat in self._stats.items():
                 stat.add_column(columns[i])
             chart = self._chart
