@@ -221,7 +221,9 @@ async def _dependencies(
     audit = exports.audit or AuditLog(repo.sessions, exports.clock)
     cache = JobCache(kube, settings.watch_namespace)
     watcher = asyncio.create_task(cache.run(), name="trainingjob-cache")
-    freezer = asyncio.create_task(_freeze_startup_heap(cache) if freeze_heap else asyncio.sleep(0))
+    tasks = [watcher]
+    if freeze_heap:
+        tasks.append(asyncio.create_task(_freeze_startup_heap(cache), name="gc-freeze"))
     service = TrainingService(kube, cache, repo, store, evaluator, settings.training_options(), audit=audit)
     methods = service.methods()
     methods.append(discover_method(methods))
@@ -233,15 +235,20 @@ async def _dependencies(
     try:
         yield
     finally:
-        for task in (watcher, freezer):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(*tasks)
         await kube.close()
         if owned_evaluator is not None:
             owned_evaluator.close()
         if engine is not None:
             await engine.dispose()
+
+
+async def _stop(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel the app's background tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _freeze_startup_heap(cache: JobCache) -> None:
@@ -470,9 +477,7 @@ async def _access_log_flusher() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stop(task)
         logs.flush_pending()
 
 

@@ -124,11 +124,7 @@ class MemoryRateLimitStore:
         self._max_keys = max_keys
 
     async def advance(self, caller: str, bucket: str, rate: RateLimit, now: float) -> Step:
-        return self.step(caller, bucket, rate, now)
-
-    def step(self, caller: str, bucket: str, rate: RateLimit, now: float) -> Step:
-        """`advance` without the coroutine (the limiter calls it so on every request). Synchronous:
-        the read and the write cannot interleave with another request's."""
+        # No await inside: the read and the write cannot interleave with another request's.
         key = (caller, bucket)
         step = gcra_step(self._tat.get(key), rate, now)
         if step.allowed:
@@ -166,10 +162,7 @@ class RateLimiter:
         """Count one request of ``caller`` against ``bucket``; a refused request costs nothing."""
         rate = self.limits[bucket]
         now = self._clock()
-        store = self.store
-        if type(store) is MemoryRateLimitStore:
-            return decision(store.step(caller, bucket, rate, now), rate, now)
-        return decision(await store.advance(caller, bucket, rate, now), rate, now)
+        return decision(await self.store.advance(caller, bucket, rate, now), rate, now)
 
 
 def parse_limits(specs: list[str]) -> dict[str, RateLimit]:

@@ -88,14 +88,20 @@ class _ChartData:
                 y = 1.0
             if x is None or y is None or isinstance(y, str) or (include is not None and not include(x)):
                 continue
-            acc = sums.get(x)
+            acc = sums.get(x) or self._new_key(x, 1)
             if acc is None:
-                if len(sums) >= MAX_CHART_KEYS:
-                    self.omitted += 1
-                    continue
-                acc = sums[x] = [0.0, 0.0]
+                continue
             acc[0] += y
             acc[1] += 1
+
+    def _new_key(self, x: Any, rows: int) -> list[float] | None:
+        """The accumulator of an x value not seen before, or None (its `rows` counted as omitted)
+        once MAX_CHART_KEYS distinct values are kept."""
+        if len(self.sums) >= MAX_CHART_KEYS:
+            self.omitted += rows
+            return None
+        acc = self.sums[x] = [0.0, 0.0]
+        return acc
 
     def _grouped(self, xs: Sequence[Any], ys: Sequence[Any]) -> bool:
         """The loop below for integer x and numeric y, grouped by numpy (the common chart: a
@@ -110,12 +116,9 @@ class _ChartData:
         totals = np.bincount(inverse, weights=np.asarray(ys, dtype=np.float64))
         counts = np.bincount(inverse)
         for key, total, n in zip(keys.tolist(), totals.tolist(), counts.tolist(), strict=True):
-            acc = self.sums.get(key)
+            acc = self.sums.get(key) or self._new_key(key, n)
             if acc is None:
-                if len(self.sums) >= MAX_CHART_KEYS:
-                    self.omitted += n
-                    continue
-                acc = self.sums[key] = [0.0, 0.0]
+                continue
             acc[0] += total
             acc[1] += n
         return True

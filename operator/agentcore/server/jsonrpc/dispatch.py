@@ -112,14 +112,21 @@ class Dispatcher:
     async def _run_one(self, entry: Call | BadEntry, principal: Principal, request_id: str) -> Outcome:
         """A body that is one request object (not a batch): the common case, without the batch's
         bookkeeping."""
-        method = self.methods.get(entry.method) if isinstance(entry, Call) else None
-        decision = await self.limiter.hit(principal.sub, self.limiter.bucket(method.name if method else None))
+        method, decision = await self._admit(entry, principal)
         reply = await self._answer(entry, method, decision, CallContext(principal, request_id))
         status = 200 if decision.allowed else 429
         labels = [self._label(entry)]
         if reply is None:
             return Outcome(None, 204 if status == 200 else status, decision, labels)
         return Outcome(self._encode(reply, request_id), status, decision, labels)
+
+    async def _admit(self, entry: Call | BadEntry, principal: Principal) -> tuple[Method | None, Decision]:
+        """The entry's method (None: unknown or not a call) and the caller's rate-limit decision
+        for that method's bucket."""
+        method = self.methods.get(entry.method) if isinstance(entry, Call) else None
+        return method, await self.limiter.hit(
+            principal.sub, self.limiter.bucket(method.name if method else None)
+        )
 
     def _encode(self, payload: Any, request_id: str) -> bytes:
         try:
@@ -135,10 +142,7 @@ class Dispatcher:
         work: list[Awaitable[dict[str, Any] | None]] = []
         decisions: list[Decision] = []
         for entry in entries:
-            method = self.methods.get(entry.method) if isinstance(entry, Call) else None
-            decision = await self.limiter.hit(
-                principal.sub, self.limiter.bucket(method.name if method else None)
-            )
+            method, decision = await self._admit(entry, principal)
             decisions.append(decision)
             work.append(self._answer(entry, method, decision, ctx))
         # A batch of one is awaited directly: gather would wrap it in a task.
