@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from agentcore.api.exports import (
@@ -23,7 +24,7 @@ from agentcore.api.exports import (
 )
 from agentcore.exports.redaction import DIGEST_HEX_CHARS, RedactionPlan, plan_redaction
 from agentcore.exports.rules import RedactionRule
-from agentcore.exports.schema import Column, Dataset, Kind
+from agentcore.exports.schema import Batch, Column, Dataset, Kind
 from agentcore.exports.sources import SourceContext, build_dataset
 from agentcore.exports.writers import ExportTooLarge, ReportInfo, Writer, open_writer
 from agentcore.exports.writers.base import MB
@@ -187,12 +188,10 @@ async def write(
         async for batch in dataset.batches:
             if cancelled():
                 raise ExportCancelled()
-            # Asked while the previous batch may still be being written: a writer's answer only
-            # grows (the PDF's table, once full, stays full), so an early answer is the safe one.
-            rows = plan.apply(batch, writer.unread_columns())
+            work = _redacted(plan, writer, batch)
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(asyncio.to_thread(writer.write, rows))
+            pending = asyncio.ensure_future(asyncio.to_thread(work))
         if pending is not None:
             await pending
             pending = None
@@ -205,6 +204,17 @@ async def write(
         raise
     size = await asyncio.to_thread(lambda: path.stat().st_size)
     return Written(path, writer.rows, size, plan.fields_redacted, plan.rows_filtered)
+
+
+def _redacted(plan: RedactionPlan, writer: Writer, batch: Batch) -> Callable[[], None]:
+    """The writer's call for one batch, redacted. Asked while the previous batch may still be
+    being written: a writer only narrows what it reads (the PDF's table, once full, stays full),
+    so an early answer of whole rows is the safe one."""
+    wanted = writer.read_columns()
+    if wanted is None:
+        return partial(writer.write, plan.apply(batch))
+    selected = plan.select(batch, wanted)
+    return partial(writer.write_columns, selected.columns, selected.rows)
 
 
 def _discard(writer: Writer, path: Path) -> None:

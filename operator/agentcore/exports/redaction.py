@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Real
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from agentcore.api.exports import PrivacyLevel
 from agentcore.exports.rules import Action, FieldRule, RedactionRule
@@ -134,6 +135,13 @@ def column_treatment(
     return True, None
 
 
+class Selected(NamedTuple):
+    """Some columns of a redacted batch (``RedactionPlan.select``) and its row count."""
+
+    rows: int
+    columns: dict[int, Sequence[Any]]
+
+
 ColumnFn = Callable[[Sequence[Any]], Sequence[Any]]
 
 
@@ -156,20 +164,27 @@ class RedactionPlan:
 
     rows_filtered: int = 0
 
-    def apply(self, batch: Batch, unread: frozenset[int] = frozenset()) -> Batch:
-        """The batch as the writer receives it. Output columns in `unread` (the writer said it will
-        not read them in this batch) are None instead of transformed: their transform is skipped."""
+    def apply(self, batch: Batch) -> Batch:
+        """The batch as the writer receives it."""
         if self._size_index is not None:
             batch = self._suppress_small_groups(batch)
         if self._ops is None or not batch:
             return batch
         source = list(zip(*batch, strict=True))
-        skipped = (None,) * len(batch)
-        out = [
-            source[i] if fn is None else skipped if at in unread else fn(source[i])
-            for at, (i, fn) in enumerate(self._ops)
-        ]
+        out = [source[i] if fn is None else fn(source[i]) for i, fn in self._ops]
         return list(zip(*out, strict=True))
+
+    def select(self, batch: Batch, wanted: Sequence[int]) -> Selected:
+        """Only the `wanted` output columns of what ``apply`` would give: the other columns are
+        neither transformed nor rebuilt into rows."""
+        if self._size_index is not None:
+            batch = self._suppress_small_groups(batch)
+        columns: dict[int, Sequence[Any]] = {}
+        for at in wanted:
+            i, fn = (at, None) if self._ops is None else self._ops[at]
+            values = list(map(itemgetter(i), batch))
+            columns[at] = values if fn is None or not values else fn(values)
+        return Selected(len(batch), columns)
 
     def _suppress_small_groups(self, batch: Batch) -> Batch:
         idx, k = self._size_index, self.k

@@ -281,14 +281,14 @@ async def _pdf_text(tmp_path, lazy: bool, calls: list[int]) -> str:
     dataset = Dataset("Trajectories", sources.TRAJECTORY_COLUMNS, batches(), chart)
     plan = _plan_with_counted_pseudonyms(calls)
     prepared = pipeline.Prepared(dataset, plan, ReportInfo("T", [], chart), None)
-    original = PdfWriter.unread_columns
+    original = PdfWriter.read_columns
     if not lazy:
-        PdfWriter.unread_columns = lambda self: frozenset()  # type: ignore[method-assign]
+        PdfWriter.read_columns = lambda self: None  # type: ignore[method-assign]
     try:
         path = tmp_path / f"{lazy}.pdf"
         await pipeline.write(prepared, ExportFormat.PDF, path)
     finally:
-        PdfWriter.unread_columns = original  # type: ignore[method-assign]
+        PdfWriter.read_columns = original  # type: ignore[method-assign]
     import pypdf
 
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)

@@ -236,6 +236,29 @@ def test_aggregated_suppresses_small_groups():
     assert plan.rows_filtered == 2
 
 
+@pytest.mark.parametrize(
+    "level, rule", [(PrivacyLevel.FULL, None), (PrivacyLevel.ANONYMIZED, FULL_ANONYMIZATION)]
+)
+def test_selected_columns_are_those_of_the_applied_rows(level, rule):
+    rows = [(f"t-{i}", f"a{i % 3}", f"q {i}", i / 10, 900 * i, None) for i in range(12)]
+    plan = plan_redaction(COLUMNS, level, rule, KEY)
+    applied = list(zip(*plan.apply(rows), strict=True))
+    wanted = range(0, len(plan.columns), 2)
+    selected = plan.select(rows, wanted)
+    assert selected.rows == len(rows) and list(selected.columns) == list(wanted)
+    assert all(list(selected.columns[i]) == list(applied[i]) for i in wanted)
+
+
+def test_selecting_from_an_aggregated_batch_drops_the_small_groups_first():
+    cols = (
+        Column("agent_id", Kind.STRING, "agent.id", pii=True),
+        Column("trajectories", Kind.INT, "telemetry.trajectories", group_size=True),
+    )
+    plan = plan_redaction(cols, PrivacyLevel.AGGREGATED, PII_STANDARD, KEY, k=5)
+    selected = plan.select([("a", 4), ("b", 5), ("c", 50)], [1])
+    assert selected == (2, {1: [5, 50]}) and plan.rows_filtered == 1
+
+
 def test_non_full_levels_need_the_key():
     with pytest.raises(ValueError, match="key"):
         plan_redaction(COLUMNS, PrivacyLevel.ANONYMIZED, PII_STANDARD, None)

@@ -164,6 +164,41 @@ def test_pdf_report_has_title_tables_and_a_chart(tmp_path):
     assert content.count(" l") > 10  # the chart's line segments (polyline + axes + grid)
 
 
+def test_the_pdf_rows_table_has_one_line_cells_and_its_header_on_every_page(tmp_path):
+    long = "x" * 20 + "W" * 8  # 28 characters, wider than one of 8 cells at 7 pt
+    rows = [(f"t-{i}", *[long] * 7) for i in range(100)]
+    names = ["trajectory_id", *[f"label{j}" for j in range(7)]]
+    columns = tuple(Column(name, Kind.STRING, f"t.{name}") for name in names)
+    writer = open_writer(ExportFormat.PDF, tmp_path / "x.pdf", columns, ReportInfo("T"))
+    writer.write(rows)
+    writer.finish([])
+    pages = [p.extract_text() for p in pypdf.PdfReader(tmp_path / "x.pdf").pages]
+    table = [p for p in pages if "t-" in p]
+    assert len(table) >= 2  # 100 rows of 4 mm do not fit one A4 landscape page
+    for text in table:
+        lines = text.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.startswith("trajectory_id"))
+        assert lines[header] == " ".join(names)
+        cells = [line.split() for line in lines[header + 1 :] if line.startswith("t-")]
+        # one line per row: each long label is cut to its cell ("..."), not wrapped onto a second
+        assert cells and all(len(c) == 8 for c in cells)
+        assert all(label.endswith("...") and label.startswith("x" * 20) for c in cells for label in c[1:])
+    shown = [line.split()[0] for text in table for line in text.splitlines() if line.startswith("t-")]
+    assert shown == [f"t-{i}" for i in range(100)]
+
+
+def test_a_cut_cell_text_fits_its_cell():
+    from agentcore.exports.writers.pdf import _Report
+
+    report = _Report("T")
+    report.add_page()
+    report.set_font("Helvetica", size=7)
+    for text in ("", "short", "W" * 40, "0aab5d69b511c0084394f4e2a1b3c4d5"):
+        cut = report.fit(text, 30)
+        assert report.get_string_width(cut) <= 30 - 2 * report.c_margin
+        assert cut == text or (cut.endswith("...") and text.startswith(cut[:-3]))
+
+
 def test_pdf_bar_chart_of_counts(tmp_path):
     cols = (Column("action", Kind.STRING, "a"),)
     info = ReportInfo("Audit", [], ChartSpec("Entries per action", "action", "action", "bar", count=True))
@@ -218,36 +253,44 @@ def test_bytes_counted_while_writing_are_the_bytes_in_the_file(tmp_path, fmt):
 
 def test_the_pdf_reports_chart_and_statistics_match_a_plain_python_pass():
     import random
+    from decimal import Decimal
 
     from agentcore.exports.writers import pdf
 
     rng = random.Random(3)
-    batches = [
-        [(rng.randrange(40), rng.random() * 10, rng.choice([1, 2.5, None])) for _ in range(300)]
-        for _ in range(4)
-    ]
+    odd = [1, 2.5, None, "n/a", Decimal("0.5"), True, 2**70]  # each sends numpy off its fast path
+
+    def value(b: int) -> object:
+        return rng.choice(odd) if b % 2 else rng.random()
+
+    batches = [[(rng.randrange(40), rng.random() * 10, value(b)) for _ in range(300)] for b in range(4)]
     columns = (
         Column("iteration", Kind.INT, "t.i"),
         Column("reward", Kind.FLOAT, "t.r"),
         Column("mixed", Kind.FLOAT, "t.m"),
     )
-    chart = pdf._ChartData(ChartSpec("t", "iteration", "reward"), columns)
+    grouped = pdf._ChartData(ChartSpec("t", "iteration", "reward"), columns)
+    looped = pdf._ChartData(ChartSpec("t", "iteration", "mixed"), columns)
     stats = {i: pdf._Stat() for i in range(3)}
     for batch in batches:
-        cols = list(zip(*batch, strict=True))
-        chart.add_columns(cols[0], cols[1])
+        arrays = pdf._Arrays(dict(enumerate(zip(*batch, strict=True))))
+        grouped.add_columns(arrays)
+        looped.add_columns(arrays)
         for i, stat in stats.items():
-            stat.add_column(cols[i])
+            stat.add_column(arrays[i], arrays.columns[i])
     rows = [r for b in batches for r in b]
-    expected: dict[int, list[float]] = {}
-    for x, y, _ in rows:
-        expected.setdefault(x, []).append(y)
-    assert dict(chart.points()) == pytest.approx({x: sum(v) / len(v) for x, v in expected.items()})
+    for chart, y in ((grouped, 1), (looped, 2)):
+        expected: dict[int, list[float]] = {}
+        for r in rows:
+            if r[y] is not None and not isinstance(r[y], str):
+                expected.setdefault(r[0], []).append(float(r[y]))
+        assert dict(chart.points()) == pytest.approx({x: sum(v) / len(v) for x, v in expected.items()})
     for i, stat in stats.items():
-        values = [float(r[i]) for r in rows if r[i] is not None]
+        values = [float(r[i]) for r in rows if r[i] is not None and not isinstance(r[i], str)]
         assert (stat.count, stat.low, stat.high) == (len(values), min(values), max(values))
         assert stat.total == pytest.approx(sum(values))
     # Past MAX_CHART_KEYS distinct x values, rows are counted as omitted, as by the loop.
     small = pdf._ChartData(ChartSpec("t", "iteration", "reward"), columns)
-    small.add_columns(list(range(pdf.MAX_CHART_KEYS + 7)), [1.0] * (pdf.MAX_CHART_KEYS + 7))
+    many = pdf.MAX_CHART_KEYS + 7
+    small.add_columns(pdf._Arrays({0: list(range(many)), 1: [1.0] * many}))
     assert len(small.sums) == pdf.MAX_CHART_KEYS and small.omitted == 7

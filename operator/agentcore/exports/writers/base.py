@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -77,10 +78,15 @@ class Writer(ABC):
     @abstractmethod
     def write(self, batch: Batch) -> None: ...
 
-    def unread_columns(self) -> frozenset[int]:
-        """Columns the next `write` will not look at (so the pipeline need not redact them): none,
-        unless the format prints only some rows whole (the PDF report)."""
-        return frozenset()
+    def read_columns(self) -> tuple[int, ...] | None:
+        """The only columns the next batch is read for, or None: whole rows (every format that
+        writes rows). A writer answering columns gets them through ``write_columns``, so the
+        pipeline need neither redact nor rebuild the rest (the PDF report past its table)."""
+        return None
+
+    def write_columns(self, columns: dict[int, Sequence[Any]], rows: int) -> None:
+        """A batch of `rows` rows, given as the columns ``read_columns`` named."""
+        raise NotImplementedError(f"{type(self).__name__} reads whole rows")
 
     @abstractmethod
     def finish(self, details: list[tuple[str, str]]) -> None:
