@@ -273,6 +273,10 @@ def _preload(fmt: str, mode: str) -> None:
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.mode != "raw":  # our side runs in a process set up as the exporter's is
+        from agentcore.exports.cli import configure_process
+
+        configure_process()
     _preload(args.format, args.mode)
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
         path = Path(tmp) / f"out.{args.format}"

@@ -128,6 +128,22 @@ def test_parquet_explicit_schema_and_row_groups(tmp_path):
     assert first["created_at"] == BASE
 
 
+def test_parquet_row_groups_are_bounded_by_bytes_for_wide_rows(tmp_path):
+    from agentcore.exports.writers import parquet
+
+    wide = [(*r[:6], "x" * 20_000, r[7]) for r in ROWS]  # 20 kB of steps per trajectory
+    writer = writer_class(ExportFormat.PARQUET)(tmp_path / "x.parquet", COLUMNS, INFO, None, "")
+    assert writer.row_group_rows == parquet.ROW_GROUP_ROWS > len(wide)  # type: ignore[attr-defined]
+    writer.row_group_bytes = 1 << 20  # type: ignore[attr-defined]
+    for start in range(0, 250, 10):
+        writer.write(wide[start : start + 10])
+        assert writer._pending_bytes < (1 << 20)  # type: ignore[attr-defined]
+    writer.finish([])
+    meta = pq.ParquetFile(tmp_path / "x.parquet").metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(sizes) == 250 and max(sizes) <= 60  # 1 MiB / 20 kB = 52 rows, a 10-row batch over
+
+
 def test_excel_summary_sheet_types_and_no_formulas(tmp_path):
     rows = [*ROWS[:3], ("=1+1", 1, 0.5, True, BASE, Decimal("1"), "[]", None)]
     path = write(ExportFormat.EXCEL, tmp_path / "x.xlsx", rows)

@@ -11,9 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentcore.exports.schema import Batch, Column, Kind
-from agentcore.exports.writers.base import ReportInfo, Writer, as_utc
+from agentcore.exports.writers.base import MB, ReportInfo, Writer, as_utc
 
 ROW_GROUP_ROWS = 50_000  # a multiple of the database batch size: full row groups
+# ...or fewer, once the pending rows hold this much Arrow data: what the writer holds stays bounded
+# however wide the rows (an LLM trajectory's steps run to kilobytes; 50,000 of them would not).
+ROW_GROUP_BYTES = 4 * MB
 _MONEY = pa.decimal128(38, 10)
 _MONEY_QUANTUM = Decimal("1e-10")
 
@@ -49,15 +52,18 @@ class ParquetWriter(Writer):
         max_bytes: int | None = None,
         suggestion: str = "",
         row_group_rows: int = ROW_GROUP_ROWS,
+        row_group_bytes: int = ROW_GROUP_BYTES,
     ) -> None:
         super().__init__(path, columns, info, max_bytes, suggestion)
         self.schema = arrow_schema(columns)
         self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
         self._sink = pa.OSFile(str(path), "wb")
         self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd")
         # Pending data is kept as Arrow record batches (compact columnar buffers), not Python rows.
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
 
     def _record_batch(self, batch: Batch) -> pa.RecordBatch:
         columns = list(zip(*batch, strict=True)) if batch else [() for _ in self.columns]
@@ -73,17 +79,19 @@ class ParquetWriter(Writer):
     def write(self, batch: Batch) -> None:
         if not batch:
             return
-        self._pending.append(self._record_batch(batch))
+        record_batch = self._record_batch(batch)
+        self._pending.append(record_batch)
         self._pending_rows += len(batch)
+        self._pending_bytes += record_batch.nbytes
         self.rows += len(batch)
-        if self._pending_rows >= self.row_group_rows:
+        if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
             self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
             return
         table = pa.Table.from_batches(self._pending, schema=self.schema)
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         self._writer.write_table(table, row_group_size=self.row_group_rows)
         self.check_size(self._sink.tell())
 
