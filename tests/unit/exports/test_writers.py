@@ -310,3 +310,22 @@ def test_the_pdf_reports_chart_and_statistics_match_a_plain_python_pass():
     many = pdf.MAX_CHART_KEYS + 7
     small.add_columns(pdf._Arrays({0: list(range(many)), 1: [1.0] * many}))
     assert len(small.sums) == pdf.MAX_CHART_KEYS and small.omitted == 7
+
+
+def test_timestamp_columns_are_formatted_as_iso_does_on_every_path():
+    from zoneinfo import ZoneInfo
+
+    from agentcore.exports.writers.base import iso
+    from agentcore.exports.writers.text import _timestamps
+
+    utc = [BASE + dt.timedelta(seconds=i, microseconds=i % 2) for i in range(5)]  # with and without µs
+    columns = [
+        utc,  # the fast path: UTC datetimes, no null
+        [*utc, None],
+        [v.replace(tzinfo=None) for v in utc],  # naive: stored UTC (SQLite)
+        [v.astimezone(ZoneInfo("Europe/Paris")) for v in utc],
+        [v.replace(tzinfo=ZoneInfo("UTC")) for v in utc],
+    ]
+    for values in columns:
+        assert _timestamps(values) == [None if v is None else iso(v) for v in values]
+    assert _timestamps(utc)[0] == "2026-01-01T00:00:00Z" and _timestamps(utc)[1].endswith(".000001Z")

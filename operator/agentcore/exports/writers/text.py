@@ -9,6 +9,7 @@ decimal strings, JSON embedded as JSON, no NaN, no spreadsheet formulas).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import repeat
 from json.encoder import encode_basestring_ascii
+from operator import attrgetter
 from typing import Any, BinaryIO
 
 from agentcore.exports.schema import Batch, Kind
@@ -41,8 +43,28 @@ def _json_raw(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
+def _quoted(text: str | None) -> str:
+    return "null" if text is None else '"' + text + '"'
+
+
 def _decimal(value: Any) -> str:
     return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+_TZINFO = attrgetter("tzinfo")
+
+
+def _timestamps(values: Sequence[Any]) -> list[Any]:
+    """ISO 8601 in UTC with a "Z" (``iso``). The usual column, UTC datetimes without a null (what
+    the database driver returns), is formatted by C-level maps and one replace over the batch."""
+    if (
+        None not in values
+        and set(map(type, values)) == {dt.datetime}
+        and set(map(_TZINFO, values)) == {dt.UTC}
+    ):
+        text = "\n".join(map(dt.datetime.isoformat, values))  # "+00:00" ends each, and only there
+        return text.replace("+00:00", "Z").split("\n")
+    return [None if v is None else iso(v) for v in values]
 
 
 def _encode(values: Sequence[Any], slow: Encoder, fast: Encoder | None, null: Any) -> list[Any]:
@@ -62,13 +84,12 @@ def _floats(values: Sequence[Any], slow: Encoder, bad: str) -> list[Any]:
     return [bad if v in _NON_FINITE else v for v in out]
 
 
-# (per-value encoder, C-level encoder for null-free columns or None)
+# (per-value encoder, C-level encoder for null-free columns or None); floats and timestamps have
+# column functions of their own
 _JSON: dict[Kind, tuple[Encoder, Encoder | None]] = {
     Kind.STRING: (_json_string, encode_basestring_ascii),
     Kind.INT: (lambda v: str(int(v)), int.__repr__),
-    Kind.FLOAT: (_json_float, None),
     Kind.BOOL: (lambda v: "true" if v else "false", _BOOLS.__getitem__),
-    Kind.TIMESTAMP: (lambda v: '"' + iso(v) + '"', None),
     Kind.DECIMAL: (lambda v: '"' + _decimal(v) + '"', None),
     Kind.JSON: (_json_raw, None),
 }
@@ -107,8 +128,12 @@ class JsonLinesWriter(_FileWriter):
 
     def _column(self, i: int, values: Sequence[Any]) -> list[str]:
         kind = self.columns[i].kind
-        slow, fast = _JSON[kind]
-        encoded = _floats(values, slow, "null") if kind == Kind.FLOAT else _encode(values, slow, fast, "null")
+        if kind == Kind.TIMESTAMP:
+            encoded = list(map(_quoted, _timestamps(values)))
+        elif kind == Kind.FLOAT:
+            encoded = _floats(values, _json_float, "null")
+        else:
+            encoded = _encode(values, *_JSON[kind], "null")
         return list(map(self._prefixes[i].__add__, encoded))
 
     def write(self, batch: Batch) -> None:
@@ -141,7 +166,6 @@ def _csv_strings(values: Sequence[Any]) -> list[Any]:
 
 _CSV: dict[Kind, tuple[Encoder, Encoder | None]] = {
     Kind.BOOL: (lambda v: "true" if v else "false", _BOOLS.__getitem__),
-    Kind.TIMESTAMP: (iso, None),
     Kind.DECIMAL: (_decimal, None),
     Kind.JSON: (_json_raw, None),
 }
@@ -166,6 +190,8 @@ class CsvWriter(_FileWriter):
             return _csv_strings(values)
         if kind == Kind.FLOAT:
             return _floats(values, lambda v: repr(float(v)), "")
+        if kind == Kind.TIMESTAMP:
+            return _timestamps(values)
         if kind in _CSV:
             slow, fast = _CSV[kind]
             return _encode(values, slow, fast, None)
