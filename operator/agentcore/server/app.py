@@ -279,9 +279,9 @@ def _share_rate_limits(state: ApiState, engine: AsyncEngine | None) -> None:
 
 async def _handle_rpc(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    principal = await _authenticate(request, state)
-    if isinstance(principal, web.Response):
-        return principal
+    principal = ANONYMOUS if state.verifier is None else authenticate(request, state.verifier)
+    if principal is None:
+        return await _unauthenticated(request, state)
     request[CALLER] = principal.sub
     limit = state.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -302,12 +302,7 @@ async def _handle_rpc(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _authenticate(request: web.Request, state: ApiState) -> Principal | web.Response:
-    if state.verifier is None:
-        return ANONYMOUS
-    principal = authenticate(request, state.verifier)
-    if principal is not None:
-        return principal
+async def _unauthenticated(request: web.Request, state: ApiState) -> web.Response:
     # Unauthenticated callers share a bucket per client address, so guessing tokens is throttled too.
     decision = await state.limiter.hit(f"ip:{request.remote}", DEFAULT_BUCKET)
     if not decision.allowed:

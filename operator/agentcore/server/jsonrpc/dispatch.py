@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -58,12 +58,11 @@ class Method:
     heavy_params: bool = False
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     body: bytes | None  # None: nothing to answer (only notifications)
     status: int
     rate: Decision | None
-    methods: list[str] = field(default_factory=list)
+    methods: list[str]
 
 
 class Dispatcher:
@@ -196,22 +195,22 @@ class Dispatcher:
                 f"Forbidden: this method needs the {method.permission} permission",
                 {"permission": method.permission},
             )
-        params = await self._params(method, call.params)
+        if method.heavy_params:
+            params = await asyncio.to_thread(_params, method, call.params)
+        else:
+            params = _params(method, call.params)
         return await method.handler(ctx, params)
 
-    async def _params(self, method: Method, raw: dict[str, Any] | list[Any] | None) -> BaseModel:
-        if isinstance(raw, list):
-            raise RpcError(
-                errors.INVALID_PARAMS, data={"error": "params must be an object (named parameters)"}
-            )
-        try:
-            if method.heavy_params:
-                return await asyncio.to_thread(method.params.model_validate, raw or {})
-            return method.params.model_validate(raw or {})
-        except ValidationError as exc:
-            if method.on_invalid is not None:
-                raise method.on_invalid(exc) from None
-            raise errors.from_validation_error(exc, method.params) from None
+
+def _params(method: Method, raw: dict[str, Any] | list[Any] | None) -> BaseModel:
+    if isinstance(raw, list):
+        raise RpcError(errors.INVALID_PARAMS, data={"error": "params must be an object (named parameters)"})
+    try:
+        return method.params.model_validate(raw or {})
+    except ValidationError as exc:
+        if method.on_invalid is not None:
+            raise method.on_invalid(exc) from None
+        raise errors.from_validation_error(exc, method.params) from None
 
 
 def rate_limited(decision: Decision) -> RpcError:
