@@ -175,15 +175,21 @@ class RedactionPlan:
         return list(zip(*out, strict=True))
 
     def select(self, batch: Batch, wanted: Sequence[int]) -> Selected:
-        """Only the `wanted` output columns of what ``apply`` would give: the other columns are
-        neither transformed nor rebuilt into rows."""
+        """The `wanted` output columns of what ``apply`` would give, as columns: the others are
+        neither transformed nor rebuilt into rows. Many columns come from one transpose, a few
+        from one C-level map each."""
         if self._size_index is not None:
             batch = self._suppress_small_groups(batch)
-        columns: dict[int, Sequence[Any]] = {}
-        for at in wanted:
-            i, fn = (at, None) if self._ops is None else self._ops[at]
-            values = list(map(itemgetter(i), batch))
-            columns[at] = values if fn is None or not values else fn(values)
+        if not batch:
+            return Selected(0, {at: [] for at in wanted})
+        ops = [(at, None) if self._ops is None else self._ops[at] for at in wanted]
+        values: list[Sequence[Any]]
+        if len(wanted) * 3 >= len(batch[0]):
+            transposed = list(zip(*batch, strict=True))
+            values = [transposed[i] for i, _ in ops]
+        else:
+            values = [list(map(itemgetter(i), batch)) for i, _ in ops]
+        columns = {at: v if fn is None else fn(v) for at, (_, fn), v in zip(wanted, ops, values, strict=True)}
         return Selected(len(batch), columns)
 
     def _suppress_small_groups(self, batch: Batch) -> Batch:

@@ -329,3 +329,18 @@ def test_timestamp_columns_are_formatted_as_iso_does_on_every_path():
     for values in columns:
         assert _timestamps(values) == [None if v is None else iso(v) for v in values]
     assert _timestamps(utc)[0] == "2026-01-01T00:00:00Z" and _timestamps(utc)[1].endswith(".000001Z")
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET])
+def test_a_columnar_writer_writes_columns_as_it_writes_their_rows(tmp_path, fmt):
+    by_rows = write(fmt, tmp_path / "rows.out")
+    writer = open_writer(fmt, tmp_path / "columns.out", COLUMNS, INFO, None, "Apply filters")
+    assert writer.read_columns() == tuple(range(len(COLUMNS)))
+    for start in range(0, len(ROWS), 100):
+        batch = ROWS[start : start + 100]
+        writer.write_columns({i: [r[i] for r in batch] for i in range(len(COLUMNS))}, len(batch))
+    writer.finish([("Rows filtered", "0")])
+    if fmt == ExportFormat.PARQUET:
+        assert pq.read_table(tmp_path / "columns.out").equals(pq.read_table(by_rows))
+    else:
+        assert (tmp_path / "columns.out").read_bytes() == by_rows.read_bytes()

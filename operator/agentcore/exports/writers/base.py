@@ -79,9 +79,10 @@ class Writer(ABC):
     def write(self, batch: Batch) -> None: ...
 
     def read_columns(self) -> tuple[int, ...] | None:
-        """The only columns the next batch is read for, or None: whole rows (every format that
-        writes rows). A writer answering columns gets them through ``write_columns``, so the
-        pipeline need neither redact nor rebuild the rest (the PDF report past its table)."""
+        """The columns the next batch is read for, or None: whole rows (a format that writes row
+        by row). A writer answering columns gets them through ``write_columns``, so the pipeline
+        neither rebuilds rows it would take apart again (the columnar writers) nor redacts
+        columns it would not read (the PDF report past its table)."""
         return None
 
     def write_columns(self, columns: dict[int, Sequence[Any]], rows: int) -> None:
@@ -103,6 +104,18 @@ class Writer(ABC):
         size = self.path.stat().st_size
         self.check_size(size)
         return size
+
+
+class ColumnWriter(Writer):
+    """A format encoded column by column (the text encoders, Arrow arrays): it reads every column
+    and takes them as columns; ``write`` of rows is the same through a transpose."""
+
+    def read_columns(self) -> tuple[int, ...]:
+        return tuple(range(len(self.columns)))
+
+    def write(self, batch: Batch) -> None:
+        if batch:
+            self.write_columns(dict(enumerate(zip(*batch, strict=True))), len(batch))
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

@@ -3,6 +3,7 @@ rows, so an all-null column keeps its type) and row groups of bounded size, writ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agentcore.exports.schema import Batch, Column, Kind
-from agentcore.exports.writers.base import MB, ReportInfo, Writer, as_utc
+from agentcore.exports.schema import Column, Kind
+from agentcore.exports.writers.base import MB, ColumnWriter, ReportInfo, as_utc
 
 ROW_GROUP_ROWS = 50_000  # a multiple of the database batch size: full row groups
 # ...or fewer, once the pending rows hold this much Arrow data: what the writer holds stays bounded
@@ -43,7 +44,7 @@ def _timestamp(value: Any) -> Any:
     return None if value is None else as_utc(value)
 
 
-class ParquetWriter(Writer):
+class ParquetWriter(ColumnWriter):
     def __init__(
         self,
         path: Path,
@@ -65,10 +66,10 @@ class ParquetWriter(Writer):
         self._pending_rows = 0
         self._pending_bytes = 0
 
-    def _record_batch(self, batch: Batch) -> pa.RecordBatch:
-        columns = list(zip(*batch, strict=True)) if batch else [() for _ in self.columns]
+    def _record_batch(self, columns: dict[int, Sequence[Any]]) -> pa.RecordBatch:
         arrays = []
-        for column, values, field in zip(self.columns, columns, self.schema, strict=True):
+        for i, (column, field) in enumerate(zip(self.columns, self.schema, strict=True)):
+            values = columns[i]
             if column.kind == Kind.DECIMAL:
                 values = tuple(_money(v) for v in values)
             elif column.kind == Kind.TIMESTAMP:
@@ -76,14 +77,14 @@ class ParquetWriter(Writer):
             arrays.append(pa.array(values, type=field.type))
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
-    def write(self, batch: Batch) -> None:
-        if not batch:
+    def write_columns(self, columns: dict[int, Sequence[Any]], rows: int) -> None:
+        if not rows:
             return
-        record_batch = self._record_batch(batch)
+        record_batch = self._record_batch(columns)
         self._pending.append(record_batch)
-        self._pending_rows += len(batch)
+        self._pending_rows += rows
         self._pending_bytes += record_batch.nbytes
-        self.rows += len(batch)
+        self.rows += rows
         if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
             self._flush()
 

@@ -20,8 +20,8 @@ from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import Any, BinaryIO
 
-from agentcore.exports.schema import Batch, Kind
-from agentcore.exports.writers.base import Writer, iso
+from agentcore.exports.schema import Kind
+from agentcore.exports.writers.base import ColumnWriter, iso
 
 Encoder = Callable[[Any], Any]
 _BUFFER = 1 << 20
@@ -95,7 +95,7 @@ _JSON: dict[Kind, tuple[Encoder, Encoder | None]] = {
 }
 
 
-class _FileWriter(Writer):
+class _FileWriter(ColumnWriter):
     """A format written straight to one file: the bytes written so far bound the export's size."""
 
     def _start(self) -> None:
@@ -136,12 +136,12 @@ class JsonLinesWriter(_FileWriter):
             encoded = _encode(values, *_JSON[kind], "null")
         return list(map(self._prefixes[i].__add__, encoded))
 
-    def write(self, batch: Batch) -> None:
-        if not batch:
+    def write_columns(self, columns: dict[int, Sequence[Any]], rows: int) -> None:
+        if not rows:
             return
-        columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
-        self._emit(("}\n".join(map("".join, zip(*columns, strict=True))) + "}\n").encode("utf-8"))
-        self._wrote(len(batch))
+        encoded = [self._column(i, columns[i]) for i in range(len(self.columns))]
+        self._emit(("}\n".join(map("".join, zip(*encoded, strict=True))) + "}\n").encode("utf-8"))
+        self._wrote(rows)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -197,13 +197,13 @@ class CsvWriter(_FileWriter):
             return _encode(values, slow, fast, None)
         return values
 
-    def write(self, batch: Batch) -> None:
-        if not batch:
+    def write_columns(self, columns: dict[int, Sequence[Any]], rows: int) -> None:
+        if not rows:
             return
-        columns = [self._column(i, values) for i, values in enumerate(zip(*batch, strict=True))]
-        self._csv.writerows(zip(*columns, strict=True))
+        encoded = [self._column(i, columns[i]) for i in range(len(self.columns))]
+        self._csv.writerows(zip(*encoded, strict=True))
         self._bytes = self._file.tell()
-        self._wrote(len(batch))
+        self._wrote(rows)
 
     def finish(self, details: list[tuple[str, str]]) -> None:
         self._text.detach()  # the file is closed below, once
