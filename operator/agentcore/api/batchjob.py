@@ -22,6 +22,11 @@ class JobConditionType(StrEnum):
     FAILED = "Failed"
 
 
+# Set by the Job controller (Kubernetes 1.31+) as soon as the Job's outcome is decided, before
+# Complete / Failed, which wait until its pods are gone.
+ENDING_CONDITIONS = ("SuccessCriteriaMet", "FailureTarget")
+
+
 class _View(CamelModel):
     # A view, not the schema: the apiserver owns batch/v1, so whatever else it returns is ignored.
     model_config = ConfigDict(extra="ignore")
@@ -36,12 +41,14 @@ class JobCondition(_View):
 
 class JobSpec(_View):
     suspend: bool | None = None
+    completions: int | None = None
 
 
 class JobStatus(_View):
     active: int | None = None
     ready: int | None = None
     terminating: int | None = None
+    succeeded: int | None = None
     failed: int | None = None
     conditions: list[JobCondition] | None = None
 
@@ -72,6 +79,15 @@ class BatchJob(_View):
     def finished(self) -> JobConditionType | None:
         """Complete or Failed once the Job is done, else None."""
         return next((kind for kind in JobConditionType if self.condition(kind) is not None), None)
+
+    @property
+    def ending(self) -> bool:
+        """Finished, or its outcome decided: an ending condition, or as many succeeded pods as
+        completions (the Job controller counts them before it sets any condition). There is
+        nothing left to suspend or resume."""
+        if self.finished is not None or any(self.condition(kind) for kind in ENDING_CONDITIONS):
+            return True
+        return (self.status.succeeded or 0) >= (self.spec.completions or 1)
 
     @property
     def suspended(self) -> bool:

@@ -38,6 +38,7 @@ from agentcore.api.exports import (
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import ChildConflict, create_or_get
 from agentcore.controllers.common.events import post_event
+from agentcore.controllers.common.jobs import set_suspend
 from agentcore.controllers.exportjob import children
 from agentcore.controllers.exportjob.decide import Event, changed_fields, decide, fail
 from agentcore.exports.approval import refusal, verified
@@ -164,9 +165,9 @@ class ExportJobReconciler:
                     EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status"
                 )
                 return
-        if decision.suspend_job and job is not None and not job.suspended:
+        if decision.suspend_job and job is not None:
             where = job.metadata.namespace or self.platform  # a legacy Job is in the tenant's
-            await self.kube.patch(JOBS, job.name, {"spec": {"suspend": True}}, where)
+            await set_suspend(self.kube, job, True, where)
         patch = changed_fields(ej.observed_status, decision.status)
         if patch:
             await self.kube.patch(EXPORTJOB_RESOURCE, ej.name, {"status": patch}, ej.namespace, sub="status")

@@ -32,6 +32,7 @@ from agentcore.controllers.common.cache import Store
 from agentcore.controllers.common.config import OperatorConfig
 from agentcore.controllers.common.create import ChildConflict, create_or_get, create_workload
 from agentcore.controllers.common.events import involved_object, post_event, post_event_once
+from agentcore.controllers.common.jobs import set_suspend
 from agentcore.controllers.trainingjob import children
 from agentcore.controllers.trainingjob.decide import Notification, decide, status_patch
 from agentcore.controllers.trainingjob.staging import SecretDataStager
@@ -280,13 +281,11 @@ class TrainingJobReconciler:
             return None
 
     async def _converge_suspend(self, tj: TrainingJob, job: BatchJob | None, suspend: bool | None) -> None:
-        # A finished Job has nothing left to suspend; patching it would only confuse its history.
-        if suspend is None or job is None or job.finished is not None or job.suspended == suspend:
+        if suspend is None or job is None:
             return
-        raw = await self.kube.patch(
-            JOBS, children.child_name(tj), {"spec": {"suspend": suspend}}, tj.metadata.namespace or ""
-        )
-        self.jobs.observe(raw, tj.metadata.name)
+        raw = await set_suspend(self.kube, job, suspend, tj.metadata.namespace or "")
+        if raw is not None:
+            self.jobs.observe(raw, tj.metadata.name)
 
     async def _validate(self, tj: TrainingJob) -> str | None:
         spec, ns = tj.spec, tj.metadata.namespace or ""
