@@ -20,9 +20,7 @@ JOB = {
     "metadata": {"name": "stale-view"},
     "spec": {
         "suspend": True,  # never runs a pod: the test only needs the object
-        "template": {
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
-        },
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}},
     },
 }
 
