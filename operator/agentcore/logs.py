@@ -96,14 +96,14 @@ class JsonFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
 
-    def stamp(self, created: float) -> str:
+    def _time(self, created: float) -> str:
         second = int(created)
         if second != self._second:  # strftime once per second, not once per line
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def head(self, created: float, level: str, logger: str, message: str) -> dict[str, Any]:
-        return {"timestamp": self.stamp(created), "severity": level, "logger": logger, "message": message}
+        return {"timestamp": self._time(created), "severity": level, "logger": logger, "message": message}
 
     def format(self, record: logging.LogRecord) -> str:
         out = self.head(record.created, record.levelname.lower(), record.name, record.getMessage())
@@ -156,15 +156,7 @@ def write_fields(
         logger.info("%s", message, extra=fields)
         return
     formatter = cast(JsonFormatter, handler.formatter)
-    line = dumps(
-        {
-            "timestamp": formatter.stamp(time.time()),
-            "severity": "info",
-            "logger": logger.name,
-            "message": message,
-            **fields,
-        }
-    )
+    line = dumps({**formatter.head(time.time(), "info", logger.name, message), **fields})
     with handler.lock or contextlib.nullcontext():
         handler.pending.append(line)
         now = time.monotonic()

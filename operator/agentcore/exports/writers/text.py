@@ -90,7 +90,7 @@ _JSON: dict[Kind, tuple[Encoder, Encoder | None]] = {
     Kind.STRING: (_json_string, encode_basestring_ascii),
     Kind.INT: (lambda v: str(int(v)), int.__repr__),
     Kind.BOOL: (lambda v: "true" if v else "false", _BOOLS.__getitem__),
-    Kind.DECIMAL: (lambda v: '"' + _decimal(v) + '"', None),
+    Kind.DECIMAL: (lambda v: _quoted(_decimal(v)), None),
     Kind.JSON: (_json_raw, None),
 }
 

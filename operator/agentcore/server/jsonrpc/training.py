@@ -266,8 +266,7 @@ class TrainingService:
         return self.cache
 
     async def _job(self, principal: Principal, job_id: UUID) -> CachedJob:
-        cache = self.cache if self.cache.synced else await self._synced_cache()
-        job = cache.get(str(job_id))
+        job = (await self._synced_cache()).get(str(job_id))
         # Another tenant's job is reported exactly like a missing one.
         if job is None or not principal.may_use(job.namespace):
             raise not_found()
